@@ -25,4 +25,22 @@ int ErrnoOf(const absl::Status& status);
 
 }  // namespace ext4
 
+// Early-return helpers (this Abseil release has no public status macros).
+#define E4_CONCAT_INNER_(a, b) a##b
+#define E4_CONCAT_(a, b) E4_CONCAT_INNER_(a, b)
+
+#define E4_RETURN_IF_ERROR(expr)                  \
+  do {                                            \
+    ::absl::Status e4_status_ = (expr);           \
+    if (!e4_status_.ok()) return e4_status_;      \
+  } while (false)
+
+#define E4_ASSIGN_OR_RETURN(lhs, expr) \
+  E4_ASSIGN_OR_RETURN_IMPL_(E4_CONCAT_(e4_statusor_, __LINE__), lhs, expr)
+
+#define E4_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
+  auto statusor = (expr);                              \
+  if (!statusor.ok()) return statusor.status();        \
+  lhs = std::move(statusor).value()
+
 #endif  // E4FS_EXT4_ERRNO_STATUS_H_

@@ -1,0 +1,139 @@
+// The public, inode-based API of the engine. Tools, the FUSE adapter and any
+// program that embeds e4fs use only this header (and block_device.h).
+// Nothing here knows FUSE; errors carry the kernel's errno (ErrnoOf()).
+#ifndef E4FS_EXT4_FILESYSTEM_H_
+#define E4FS_EXT4_FILESYSTEM_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ext4/errno_status.h"
+#include "ext4/io/block_device.h"
+
+namespace ext4 {
+
+using InodeNumber = uint32_t;
+inline constexpr InodeNumber kRootInode = 2;
+
+struct Timestamp {
+  int64_t sec = 0;
+  uint32_t nsec = 0;
+};
+
+// POSIX file type bits as in st_mode (S_IFREG...) are used throughout.
+struct Attributes {
+  InodeNumber ino = 0;
+  uint32_t mode = 0;  // type and permission bits, as st_mode
+  uint32_t nlink = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // in 512-byte units, as st_blocks
+  uint32_t rdev_major = 0;
+  uint32_t rdev_minor = 0;
+  uint32_t generation = 0;
+  uint32_t block_size = 0;  // preferred I/O size, as st_blksize
+  Timestamp atime, mtime, ctime, crtime;
+};
+
+struct DirEntry {
+  std::string name;
+  InodeNumber ino = 0;
+  uint32_t type = 0;  // S_IFMT bits of the entry's file type, 0 if unknown
+  // The cookie that resumes the listing just after this entry. Stable across
+  // calls for as long as the directory is not changed.
+  uint64_t next_cookie = 0;
+};
+
+struct FsStats {
+  uint32_t block_size = 0;
+  uint64_t blocks = 0;
+  uint64_t free_blocks = 0;
+  uint64_t available_blocks = 0;  // free minus the root reserve
+  uint64_t inodes = 0;
+  uint64_t free_inodes = 0;
+  uint32_t name_max = 255;
+  uint64_t fsid = 0;
+};
+
+enum class ErrorsPolicy { kDefault, kContinue, kRemountReadOnly, kPanic };
+
+struct MountOptions {
+  bool read_only = true;
+  // Mount although the journal needs recovery (the image is read as it is).
+  bool no_recovery = false;
+  ErrorsPolicy errors = ErrorsPolicy::kDefault;
+  // Soft limit on in-core inodes that no one pins; the cache grows past it
+  // only while everything in it is in use.
+  size_t inode_cache_limit = 65536;
+  // Soft limit on cached metadata blocks.
+  size_t block_cache_limit = 16384;
+};
+
+class Filesystem {
+ public:
+  // Mounts the filesystem on `device`. Errors: EINVAL for a device that does
+  // not hold ext2/3/4, EOPNOTSUPP naming an unsupported INCOMPAT feature,
+  // EROFS for a read-write mount of an image with unknown RO_COMPAT features,
+  // EUCLEAN for corrupt metadata, EAGAIN when the journal needs recovery and
+  // recovery is not possible or not allowed.
+  static absl::StatusOr<std::unique_ptr<Filesystem>> Open(
+      std::unique_ptr<io::BlockDevice> device, const MountOptions& options);
+
+  virtual ~Filesystem() = default;
+
+  virtual bool read_only() const = 0;
+  // A one-line description: label, UUID, features.
+  virtual std::string Describe() const = 0;
+
+  virtual absl::StatusOr<Attributes> GetAttr(InodeNumber ino) = 0;
+  // ENOENT when absent, ENOTDIR when `dir` is not a directory, ENAMETOOLONG.
+  virtual absl::StatusOr<InodeNumber> Lookup(InodeNumber dir,
+                                             std::string_view name) = 0;
+  // Reads up to out.size() bytes at `offset`; fewer at end of file. Holes and
+  // unwritten extents read as zeros. EISDIR for a directory.
+  virtual absl::StatusOr<size_t> Read(InodeNumber ino, uint64_t offset,
+                                      std::span<uint8_t> out) = 0;
+  // Lists entries from `cookie` (0 = the start, "." and ".." included),
+  // calling `emit` for each until it returns false or the directory ends.
+  virtual absl::Status ReadDir(
+      InodeNumber dir, uint64_t cookie,
+      const std::function<bool(const DirEntry&)>& emit) = 0;
+  // EINVAL when `ino` is not a symlink.
+  virtual absl::StatusOr<std::string> ReadLink(InodeNumber ino) = 0;
+  // Full names ("user.foo", "security.selinux", "system.posix_acl_access").
+  virtual absl::StatusOr<std::vector<std::string>> ListXattrs(
+      InodeNumber ino) = 0;
+  // ENODATA when absent. POSIX ACLs come back in the xattr format the VFS
+  // uses, converted from ext4's on-disk format.
+  virtual absl::StatusOr<std::string> GetXattr(InodeNumber ino,
+                                               std::string_view name) = 0;
+  virtual absl::StatusOr<FsStats> StatFs() = 0;
+
+  // Lifetime pins. A FUSE lookup count or an open file keeps its inode in
+  // core; the adapter pins on every reply that hands out a node id and
+  // unpins on forget.
+  virtual absl::Status Pin(InodeNumber ino, uint64_t count = 1) = 0;
+  virtual void Unpin(InodeNumber ino, uint64_t count) = 0;
+
+  // Number of inodes currently in core (for tests and the benchmark).
+  virtual size_t InodesInCore() const = 0;
+  // Number of metadata block reads that missed the block cache.
+  virtual uint64_t MetadataBlockReads() const = 0;
+  virtual void DropCaches() = 0;
+
+  // Resolves an absolute or root-relative path ("/a/b", "a/b") without
+  // following a final symlink; intermediate symlinks are followed (at most 40).
+  absl::StatusOr<InodeNumber> ResolvePath(std::string_view path);
+};
+
+}  // namespace ext4
+
+#endif  // E4FS_EXT4_FILESYSTEM_H_
