@@ -1,0 +1,89 @@
+// Mounting: superblock, feature policy, journal state; and the path helper.
+#include "ext4/filesystem.h"
+
+#include <sys/stat.h>
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "ext4/filesystem_impl.h"
+#include "ext4/format/superblock.h"
+
+namespace ext4 {
+
+absl::StatusOr<std::unique_ptr<Filesystem>> Filesystem::Open(
+    std::unique_ptr<io::BlockDevice> device, const MountOptions& options) {
+  if (device->Size() < format::kSuperblockOffset + format::kSuperblockSize) {
+    return ErrnoError(EINVAL,
+                      "not an ext2/ext3/ext4 filesystem (image too small)");
+  }
+  std::vector<uint8_t> raw(format::kSuperblockSize);
+  E4_RETURN_IF_ERROR(device->ReadAt(format::kSuperblockOffset, raw));
+  E4_ASSIGN_OR_RETURN(format::Superblock sb, format::ParseSuperblock(raw));
+  E4_ASSIGN_OR_RETURN(bool must_be_read_only, format::CheckFeatures(sb));
+  if (!options.read_only && must_be_read_only) {
+    return ErrnoError(EROFS,
+                      "the filesystem has read-only features this driver does "
+                      "not know; mount it with -o ro");
+  }
+  if (!options.read_only) {
+    return ErrnoError(EROFS, "read-write mounts are not supported yet; "
+                             "mount with -o ro");
+  }
+  if (sb.has_incompat(format::kIncompatRecover) && !options.no_recovery) {
+    return ErrnoError(EAGAIN,
+                      "the journal needs recovery, which is not supported "
+                      "yet; mount with -o norecovery to read the image as it "
+                      "is");
+  }
+  auto fs = std::make_unique<FilesystemImpl>(std::move(device), sb, options,
+                                             /*read_only=*/true);
+  E4_RETURN_IF_ERROR(fs->Initialize());
+  return std::unique_ptr<Filesystem>(std::move(fs));
+}
+
+absl::StatusOr<InodeNumber> Filesystem::ResolvePath(std::string_view path) {
+  constexpr int kMaxSymlinkFollows = 40;
+  int follows = 0;
+  std::vector<std::string> pending;  // components still to walk, reversed
+  for (absl::string_view part : absl::StrSplit(
+           absl::string_view(path.data(), path.size()), '/',
+           absl::SkipEmpty())) {
+    pending.insert(pending.begin(), std::string(part));
+  }
+  std::vector<InodeNumber> stack = {kRootInode};  // the walked directories
+  while (!pending.empty()) {
+    std::string name = std::move(pending.back());
+    pending.pop_back();
+    if (name == ".") continue;
+    if (name == "..") {
+      if (stack.size() > 1) stack.pop_back();
+      continue;
+    }
+    E4_ASSIGN_OR_RETURN(InodeNumber next, Lookup(stack.back(), name));
+    if (!pending.empty()) {
+      E4_ASSIGN_OR_RETURN(Attributes attr, GetAttr(next));
+      if (S_ISLNK(attr.mode)) {
+        if (++follows > kMaxSymlinkFollows) {
+          return ErrnoError(ELOOP, "too many levels of symbolic links");
+        }
+        E4_ASSIGN_OR_RETURN(std::string target, ReadLink(next));
+        if (!target.empty() && target[0] == '/') stack.resize(1);
+        std::vector<std::string> parts;
+        for (absl::string_view part :
+             absl::StrSplit(target, '/', absl::SkipEmpty())) {
+          parts.emplace_back(part);
+        }
+        for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+          pending.push_back(*it);
+        }
+        continue;
+      }
+    }
+    stack.push_back(next);
+  }
+  return stack.back();
+}
+
+}  // namespace ext4

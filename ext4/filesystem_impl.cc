@@ -1,0 +1,383 @@
+#include "ext4/filesystem_impl.h"
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "ext4/format/checksum.h"
+#include "ext4/format/endian.h"
+
+namespace ext4 {
+namespace {
+
+// Bound on the in-inode xattr walk and on symlink targets (PATH_MAX).
+constexpr uint64_t kMaxSymlinkLength = 4096;
+
+class MappedDirectory final : public DirectoryBlockSource {
+ public:
+  MappedDirectory(std::unique_ptr<FileMap> map, io::BlockCache& blocks,
+                  uint64_t size)
+      : map_(std::move(map)),
+        blocks_(blocks),
+        count_(static_cast<uint32_t>(
+            std::min<uint64_t>(size / blocks.block_size(), UINT32_MAX))) {}
+
+  absl::StatusOr<std::shared_ptr<const std::vector<uint8_t>>> ReadBlock(
+      uint32_t logical) override {
+    if (logical >= count_) {
+      return Corrupt(absl::StrCat("directory block ", logical,
+                                  " is past the directory's end"));
+    }
+    E4_ASSIGN_OR_RETURN(BlockMapping mapping, map_->Map(logical));
+    if (mapping.physical == 0 || mapping.unwritten) {
+      return Corrupt(absl::StrCat("hole at directory block ", logical));
+    }
+    return blocks_.Read(mapping.physical);
+  }
+
+  uint32_t BlockCount() const override { return count_; }
+
+ private:
+  std::unique_ptr<FileMap> map_;
+  io::BlockCache& blocks_;
+  const uint32_t count_;
+};
+
+Timestamp ToTimestamp(const format::InodeTime& time) {
+  return Timestamp{time.sec, time.nsec};
+}
+
+}  // namespace
+
+FilesystemImpl::FilesystemImpl(std::unique_ptr<io::BlockDevice> device,
+                               const format::Superblock& superblock,
+                               const MountOptions& options, bool read_only)
+    : device_(std::move(device)),
+      sb_(superblock),
+      options_(options),
+      read_only_(read_only),
+      blocks_(*device_, sb_.block_size(), sb_.blocks_count,
+              options.block_cache_limit),
+      inodes_(options.inode_cache_limit) {}
+
+absl::Status FilesystemImpl::Initialize() {
+  uint64_t needed = sb_.blocks_count * sb_.block_size();
+  if (device_->Size() / sb_.block_size() < sb_.blocks_count) {
+    return ErrnoError(EINVAL,
+                      absl::StrCat("the image holds ", device_->Size(),
+                                   " bytes but the filesystem needs ", needed));
+  }
+  E4_ASSIGN_OR_RETURN(InodeHandle root, GetInode(kRootInode));
+  if (!S_ISDIR(root->inode.mode)) {
+    return Corrupt("the root inode is not a directory");
+  }
+  return absl::OkStatus();
+}
+
+std::string FilesystemImpl::Describe() const {
+  char uuid[37];
+  const uint8_t* u = sb_.uuid;
+  std::snprintf(uuid, sizeof(uuid),
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
+                u[10], u[11], u[12], u[13], u[14], u[15]);
+  return absl::StrCat("label \"", sb_.volume_name, "\", UUID ", uuid, ", ",
+                      sb_.blocks_count, " blocks of ", sb_.block_size(),
+                      " bytes, features: ", format::FeatureNames(sb_));
+}
+
+absl::Status FilesystemImpl::Report(const absl::Status& status,
+                                    InodeNumber ino) const {
+  int err = ErrnoOf(status);
+  if (err == EUCLEAN || err == EIO) {
+    std::fprintf(stderr, "e4fs: inode %u: %s\n", ino,
+                 std::string(status.message()).c_str());
+  }
+  return status;
+}
+
+absl::StatusOr<format::GroupDescriptor> FilesystemImpl::GetGroup(
+    uint32_t group) {
+  if (group >= sb_.group_count()) {
+    return Corrupt(absl::StrCat("group ", group, " does not exist"));
+  }
+  uint64_t block = format::GroupDescriptorBlock(sb_, group);
+  uint32_t offset = format::GroupDescriptorOffsetInBlock(sb_, group);
+  E4_ASSIGN_OR_RETURN(io::BlockRef bytes, blocks_.Read(block));
+  format::Bytes all(*bytes);
+  if (offset + sb_.descriptor_size() > all.size()) {
+    return Corrupt(absl::StrCat("group descriptor ", group, " out of block"));
+  }
+  return format::ParseGroupDescriptor(
+      all.subspan(offset, sb_.descriptor_size()), group, sb_);
+}
+
+absl::StatusOr<std::unique_ptr<InCoreInode>> FilesystemImpl::LoadInode(
+    InodeNumber ino) {
+  if (ino == 0 || ino > sb_.inodes_count) {
+    return Corrupt(absl::StrCat("inode number ", ino, " is out of range"));
+  }
+  uint32_t group = (ino - 1) / sb_.inodes_per_group;
+  uint32_t index = (ino - 1) % sb_.inodes_per_group;
+  E4_ASSIGN_OR_RETURN(format::GroupDescriptor gd, GetGroup(group));
+  if ((sb_.has_ro_compat(format::kRoCompatGdtCsum) || sb_.metadata_csum()) &&
+      (gd.flags & format::kBgInodeUninit)) {
+    return Corrupt(absl::StrCat("inode ", ino, " lies in an unused group"));
+  }
+  uint32_t inode_size = sb_.inode_size();
+  uint64_t byte = uint64_t{index} * inode_size;
+  uint64_t block = gd.inode_table + byte / sb_.block_size();
+  E4_ASSIGN_OR_RETURN(io::BlockRef bytes, blocks_.Read(block));
+  format::Bytes raw =
+      format::Bytes(*bytes).subspan(byte % sb_.block_size(), inode_size);
+  auto node = std::make_unique<InCoreInode>();
+  node->ino = ino;
+  E4_ASSIGN_OR_RETURN(node->inode, format::ParseInode(raw, ino, sb_));
+  node->raw.assign(raw.begin(), raw.end());
+  if (node->inode.mode == 0) {
+    return Corrupt(absl::StrCat("inode ", ino, " is not in use"));
+  }
+  node->checksum_seed = format::InodeChecksumSeed(sb_.checksum_seed(), ino,
+                                                  node->inode.generation);
+  return node;
+}
+
+absl::StatusOr<FilesystemImpl::InodeHandle> FilesystemImpl::GetInode(
+    InodeNumber ino) {
+  auto handle = inodes_.GetOrLoad(ino, [&] { return LoadInode(ino); });
+  if (!handle.ok()) return Report(handle.status(), ino);
+  return handle;
+}
+
+absl::StatusOr<Attributes> FilesystemImpl::GetAttr(InodeNumber ino) {
+  E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
+  const format::Inode& inode = handle->inode;
+  Attributes attr;
+  attr.ino = ino;
+  attr.mode = inode.mode;
+  attr.nlink = inode.links_count;
+  attr.uid = inode.uid;
+  attr.gid = inode.gid;
+  attr.size = inode.size;
+  attr.blocks = inode.blocks;
+  attr.generation = inode.generation;
+  attr.block_size = sb_.block_size();
+  attr.atime = ToTimestamp(inode.atime);
+  attr.mtime = ToTimestamp(inode.mtime);
+  attr.ctime = ToTimestamp(inode.ctime);
+  attr.crtime = ToTimestamp(inode.crtime);
+  if (S_ISCHR(inode.mode) || S_ISBLK(inode.mode)) {
+    format::Bytes block(inode.block.data(), inode.block.size());
+    uint32_t old_dev = format::Le32(block, 0);
+    if (old_dev != 0) {
+      attr.rdev_major = (old_dev >> 8) & 0xFF;
+      attr.rdev_minor = old_dev & 0xFF;
+    } else {
+      uint32_t dev = format::Le32(block, 4);
+      attr.rdev_major = (dev & 0xFFF00) >> 8;
+      attr.rdev_minor = (dev & 0xFF) | ((dev >> 12) & 0xFFF00);
+    }
+  }
+  return attr;
+}
+
+DirectoryContext FilesystemImpl::DirContext(const InCoreInode& node) const {
+  DirectoryContext ctx;
+  ctx.ino = node.ino;
+  ctx.block_size = sb_.block_size();
+  ctx.metadata_csum = sb_.metadata_csum();
+  ctx.inode_checksum_seed = node.checksum_seed;
+  ctx.htree = (node.inode.flags & format::kInodeFlagIndex) &&
+              sb_.has_compat(format::kCompatDirIndex);
+  ctx.large_dir = sb_.has_incompat(format::kIncompatLargeDir);
+  for (int i = 0; i < 4; ++i) ctx.hash_seed[i] = sb_.hash_seed[i];
+  ctx.default_hash_version = sb_.def_hash_version;
+  ctx.hash_unsigned = sb_.hash_unsigned();
+  ctx.filetype = sb_.has_incompat(format::kIncompatFiletype);
+  return ctx;
+}
+
+absl::StatusOr<InodeNumber> FilesystemImpl::Lookup(InodeNumber dir,
+                                                   std::string_view name) {
+  if (name.size() > 255) return ErrnoError(ENAMETOOLONG, "name too long");
+  E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(dir));
+  const InCoreInode& node = *handle;
+  if (!S_ISDIR(node.inode.mode)) return ErrnoError(ENOTDIR, "not a directory");
+  DirectoryContext ctx = DirContext(node);
+  absl::StatusOr<uint32_t> found;
+  if (node.inode.flags & format::kInodeFlagInlineData) {
+    E4_ASSIGN_OR_RETURN(std::string extra, SystemDataXattr(node));
+    found = LookupInInlineDirectory(
+        ctx, format::Bytes(node.inode.block.data(), node.inode.block.size()),
+        format::Bytes(reinterpret_cast<const uint8_t*>(extra.data()),
+                      extra.size()),
+        name);
+  } else {
+    MappedDirectory source(
+        MakeFileMap(node.inode, blocks_, sb_.metadata_csum(),
+                    node.checksum_seed),
+        blocks_, node.inode.size);
+    found = LookupInDirectory(ctx, source, name);
+  }
+  if (!found.ok()) return Report(found.status(), dir);
+  if (*found == 0 || *found > sb_.inodes_count) {
+    return Report(Corrupt(absl::StrCat("entry \"", std::string(name),
+                                       "\" points to invalid inode ", *found)),
+                  dir);
+  }
+  return *found;
+}
+
+absl::Status FilesystemImpl::ReadDir(
+    InodeNumber dir, uint64_t cookie,
+    const std::function<bool(const DirEntry&)>& emit) {
+  E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(dir));
+  const InCoreInode& node = *handle;
+  if (!S_ISDIR(node.inode.mode)) return ErrnoError(ENOTDIR, "not a directory");
+  DirectoryContext ctx = DirContext(node);
+  absl::Status status;
+  if (node.inode.flags & format::kInodeFlagInlineData) {
+    E4_ASSIGN_OR_RETURN(std::string extra, SystemDataXattr(node));
+    status = ListInlineDirectory(
+        ctx, format::Bytes(node.inode.block.data(), node.inode.block.size()),
+        format::Bytes(reinterpret_cast<const uint8_t*>(extra.data()),
+                      extra.size()),
+        cookie, emit);
+  } else {
+    MappedDirectory source(
+        MakeFileMap(node.inode, blocks_, sb_.metadata_csum(),
+                    node.checksum_seed),
+        blocks_, node.inode.size);
+    status = ListDirectory(ctx, source, cookie, emit);
+  }
+  if (!status.ok()) return Report(status, dir);
+  return status;
+}
+
+absl::StatusOr<std::string> FilesystemImpl::InlineData(
+    const InCoreInode& node) {
+  std::string data(reinterpret_cast<const char*>(node.inode.block.data()),
+                   node.inode.block.size());
+  E4_ASSIGN_OR_RETURN(std::string extra, SystemDataXattr(node));
+  data += extra;
+  return data;
+}
+
+absl::StatusOr<size_t> FilesystemImpl::ReadData(const InCoreInode& node,
+                                                uint64_t offset,
+                                                std::span<uint8_t> out) {
+  const uint64_t size = node.inode.size;
+  if (offset >= size || out.empty()) return 0;
+  const size_t total =
+      static_cast<size_t>(std::min<uint64_t>(out.size(), size - offset));
+  if (node.inode.flags & format::kInodeFlagInlineData) {
+    E4_ASSIGN_OR_RETURN(std::string data, InlineData(node));
+    size_t available =
+        offset < data.size() ? data.size() - static_cast<size_t>(offset) : 0;
+    size_t copied = std::min(total, available);
+    if (copied) std::memcpy(out.data(), data.data() + offset, copied);
+    // A size beyond the inline bytes reads as zeros, as a hole would.
+    std::memset(out.data() + copied, 0, total - copied);
+    return total;
+  }
+  const uint32_t block_size = sb_.block_size();
+  std::unique_ptr<FileMap> map = MakeFileMap(
+      node.inode, blocks_, sb_.metadata_csum(), node.checksum_seed);
+  size_t done = 0;
+  while (done < total) {
+    uint64_t position = offset + done;
+    uint64_t logical = position / block_size;
+    uint32_t within = static_cast<uint32_t>(position % block_size);
+    E4_ASSIGN_OR_RETURN(BlockMapping mapping, map->Map(logical));
+    uint64_t run = mapping.length * block_size - within;
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(run, total - done));
+    std::span<uint8_t> piece = out.subspan(done, chunk);
+    if (mapping.physical == 0 || mapping.unwritten) {
+      std::memset(piece.data(), 0, piece.size());
+    } else {
+      E4_RETURN_IF_ERROR(
+          device_->ReadAt(mapping.physical * block_size + within, piece));
+    }
+    done += chunk;
+  }
+  return total;
+}
+
+absl::StatusOr<size_t> FilesystemImpl::Read(InodeNumber ino, uint64_t offset,
+                                            std::span<uint8_t> out) {
+  E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
+  if (S_ISDIR(handle->inode.mode)) return ErrnoError(EISDIR, "is a directory");
+  auto read = ReadData(*handle, offset, out);
+  if (!read.ok()) return Report(read.status(), ino);
+  return read;
+}
+
+absl::StatusOr<std::string> FilesystemImpl::ReadLink(InodeNumber ino) {
+  E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
+  const format::Inode& inode = handle->inode;
+  if (!S_ISLNK(inode.mode)) return ErrnoError(EINVAL, "not a symlink");
+  if (inode.size == 0 || inode.size > kMaxSymlinkLength) {
+    return Report(Corrupt(absl::StrCat("symlink of length ", inode.size)), ino);
+  }
+  uint64_t xattr_blocks =
+      inode.file_acl ? sb_.cluster_size() / 512 : 0;
+  bool fast = !(inode.flags & format::kInodeFlagInlineData) &&
+              !(inode.flags & format::kInodeFlagEaInode) &&
+              inode.blocks <= xattr_blocks;
+  if (fast) {
+    if (inode.size >= inode.block.size()) {
+      return Report(Corrupt("fast symlink longer than its inode"), ino);
+    }
+    return std::string(reinterpret_cast<const char*>(inode.block.data()),
+                       static_cast<size_t>(inode.size));
+  }
+  std::string target(static_cast<size_t>(inode.size), '\0');
+  auto read = ReadData(
+      *handle, 0,
+      std::span<uint8_t>(reinterpret_cast<uint8_t*>(target.data()),
+                         target.size()));
+  if (!read.ok()) return Report(read.status(), ino);
+  return target;
+}
+
+absl::StatusOr<FsStats> FilesystemImpl::StatFs() {
+  FsStats stats;
+  stats.block_size = sb_.block_size();
+  uint64_t overhead = sb_.overhead_clusters *
+                      (sb_.cluster_size() / sb_.block_size());
+  stats.blocks = sb_.blocks_count > overhead ? sb_.blocks_count - overhead
+                                             : sb_.blocks_count;
+  stats.free_blocks = sb_.free_blocks_count;
+  stats.available_blocks = sb_.free_blocks_count > sb_.r_blocks_count
+                               ? sb_.free_blocks_count - sb_.r_blocks_count
+                               : 0;
+  stats.inodes = sb_.inodes_count;
+  stats.free_inodes = sb_.free_inodes_count;
+  stats.name_max = 255;
+  uint64_t u0 = format::Le64(format::Bytes(sb_.uuid, 16), 0);
+  uint64_t u1 = format::Le64(format::Bytes(sb_.uuid, 16), 8);
+  stats.fsid = u0 ^ u1;
+  return stats;
+}
+
+absl::Status FilesystemImpl::Pin(InodeNumber ino, uint64_t count) {
+  E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
+  inodes_.Pin(handle, cache::PinKind::kLookup, count);
+  return absl::OkStatus();
+}
+
+void FilesystemImpl::Unpin(InodeNumber ino, uint64_t count) {
+  inodes_.Unpin(ino, cache::PinKind::kLookup, count);
+}
+
+void FilesystemImpl::DropCaches() {
+  inodes_.Clear();
+  blocks_.Clear();
+}
+
+}  // namespace ext4
