@@ -1,0 +1,203 @@
+#include "fuse/server.h"
+
+#include <fuse_lowlevel.h>
+#include <syslog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "ext4/errno_status.h"
+#include "ext4/filesystem.h"
+#include "ext4/io/block_device.h"
+#include "fuse/adapter.h"
+
+namespace e4fs {
+namespace {
+
+// One line naming the image and why it cannot be served.
+void ReportImageError(const std::string& image, const absl::Status& status) {
+  const std::string message(status.message());
+  if (absl::StartsWith(message, image)) {
+    std::fprintf(stderr, "%s: %s\n", kProgramName, message.c_str());
+  } else {
+    std::fprintf(stderr, "%s: %s: %s\n", kProgramName, image.c_str(),
+                 message.c_str());
+  }
+}
+
+// The daemon leaves its working directory, and the path names the mount in
+// /proc/mounts: make it absolute (symlinks are kept as given).
+std::string AbsolutePath(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  if (ec) return path;
+  return absolute.lexically_normal().string();
+}
+
+// Owns a fuse_session and everything set up on it, undone in reverse order.
+class Session {
+ public:
+  ~Session() {
+    if (se_ == nullptr) return;
+    if (mounted_) fuse_session_unmount(se_);
+    if (signals_) fuse_remove_signal_handlers(se_);
+    fuse_session_destroy(se_);
+  }
+
+  bool Create(const std::vector<std::string>& arguments, Adapter* adapter) {
+    std::vector<std::string> storage = arguments;
+    std::vector<char*> argv;
+    for (std::string& arg : storage) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    fuse_args args =
+        FUSE_ARGS_INIT(static_cast<int>(storage.size()), argv.data());
+    se_ = fuse_session_new(&args, &Adapter::Operations(),
+                           sizeof(fuse_lowlevel_ops), adapter);
+    fuse_opt_free_args(&args);
+    return se_ != nullptr;
+  }
+
+  bool SetSignalHandlers() {
+    signals_ = fuse_set_signal_handlers(se_) == 0;
+    return signals_;
+  }
+
+  bool Mount(const std::string& mountpoint) {
+    mounted_ = fuse_session_mount(se_, mountpoint.c_str()) == 0;
+    return mounted_;
+  }
+
+  int Loop(const ServerOptions& options) {
+    if (options.single_threaded) return fuse_session_loop(se_);
+    fuse_loop_config* config = fuse_loop_cfg_create();
+    if (config == nullptr) return -ENOMEM;
+    fuse_loop_cfg_set_clone_fd(config, options.clone_fd ? 1 : 0);
+    if (options.max_threads != 0) {
+      fuse_loop_cfg_set_max_threads(config, options.max_threads);
+    }
+    if (options.max_idle_threads != 0) {
+      fuse_loop_cfg_set_idle_threads(config, options.max_idle_threads);
+    }
+    const int ret = fuse_session_loop_mt(se_, config);
+    fuse_loop_cfg_destroy(config);
+    return ret;
+  }
+
+ private:
+  fuse_session* se_ = nullptr;
+  bool signals_ = false;
+  bool mounted_ = false;
+};
+
+bool HasForwardedOption(const ServerOptions& options, const char* option) {
+  for (const std::string& o : options.fuse_options) {
+    if (o == option) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int Serve(ServerOptions options) {
+  options.image = AbsolutePath(options.image);
+
+  absl::StatusOr<std::unique_ptr<ext4::io::BlockDevice>> device =
+      ext4::io::OpenFileDevice(options.image, options.mount.read_only,
+                               options.offset);
+  if (!device.ok()) {
+    ReportImageError(options.image, device.status());
+    return kExitMountFailed;
+  }
+  absl::StatusOr<std::unique_ptr<ext4::Filesystem>> fs =
+      ext4::Filesystem::Open(std::move(*device), options.mount);
+  if (!fs.ok()) {
+    ReportImageError(options.image, fs.status());
+    return kExitMountFailed;
+  }
+  const bool read_only = (*fs)->read_only();
+  if (read_only && !options.mount.read_only) {
+    std::fprintf(stderr, "%s: %s: mounted read-only\n", kProgramName,
+                 options.image.c_str());
+  }
+
+  AdapterOptions adapter_options;
+  adapter_options.entry_timeout = options.entry_timeout;
+  adapter_options.attr_timeout = options.attr_timeout;
+  adapter_options.negative_timeout = options.negative_timeout;
+  // ACLs are enforced wherever the kernel checks permissions.
+  adapter_options.posix_acl =
+      (options.allow_other && !options.fakeroot) ||
+      HasForwardedOption(options, "default_permissions");
+  Adapter adapter(**fs, adapter_options);
+
+  {
+    Session session;
+    if (!session.Create(LibfuseArguments(options, read_only), &adapter)) {
+      // libfuse has said why.
+      return kExitMountFailed;
+    }
+    if (!session.SetSignalHandlers()) {
+      std::fprintf(stderr, "%s: cannot install signal handlers\n",
+                   kProgramName);
+      return kExitMountFailed;
+    }
+    if (!session.Mount(options.mountpoint)) {
+      // libfuse has said why.
+      return kExitMountFailed;
+    }
+    // Leave the terminal only now, so every error above reached it.
+    if (fuse_daemonize(options.foreground ? 1 : 0) != 0) {
+      return kExitMountFailed;
+    }
+    if (!options.foreground) {
+      openlog(kProgramName, LOG_PID, LOG_DAEMON);
+      adapter.set_log_to_syslog(true);
+    }
+    const int ret = session.Loop(options);
+    // A positive value is the signal that ended the loop: a clean stop.
+    if (ret < 0) {
+      if (options.foreground) {
+        std::fprintf(stderr, "%s: request loop failed: %s\n", kProgramName,
+                     std::strerror(-ret));
+      } else {
+        syslog(LOG_ERR, "request loop failed: %s", std::strerror(-ret));
+      }
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int RunServer(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  absl::StatusOr<ServerOptions> options = ParseCommandLine(args);
+  if (!options.ok()) {
+    std::fprintf(stderr, "%s: %s\n", kProgramName,
+                 std::string(options.status().message()).c_str());
+    return kExitUsage;
+  }
+  switch (options->action) {
+    case ServerOptions::Action::kHelp:
+      std::fputs(UsageText().c_str(), stdout);
+      return 0;
+    case ServerOptions::Action::kVersion:
+      std::printf("%s %s\n", kProgramName, kVersion);
+      return 0;
+    case ServerOptions::Action::kMount:
+      break;
+  }
+  return Serve(*std::move(options));
+}
+
+}  // namespace e4fs
