@@ -43,6 +43,80 @@ absl::StatusOr<std::unique_ptr<Filesystem>> Filesystem::Open(
   return std::unique_ptr<Filesystem>(std::move(fs));
 }
 
+// The write side's defaults: an engine that cannot write answers EROFS.
+namespace {
+absl::Status ReadOnly() {
+  return ErrnoError(EROFS, "read-only filesystem");
+}
+}  // namespace
+
+absl::StatusOr<Attributes> Filesystem::Create(InodeNumber, std::string_view,
+                                              uint32_t, const Credentials&) {
+  return ReadOnly();
+}
+absl::StatusOr<Attributes> Filesystem::MakeNode(InodeNumber, std::string_view,
+                                                uint32_t, uint32_t, uint32_t,
+                                                const Credentials&) {
+  return ReadOnly();
+}
+absl::StatusOr<Attributes> Filesystem::MakeDirectory(InodeNumber,
+                                                     std::string_view,
+                                                     uint32_t,
+                                                     const Credentials&) {
+  return ReadOnly();
+}
+absl::StatusOr<Attributes> Filesystem::MakeSymlink(InodeNumber,
+                                                   std::string_view,
+                                                   std::string_view,
+                                                   const Credentials&) {
+  return ReadOnly();
+}
+absl::StatusOr<Attributes> Filesystem::CreateUnnamed(InodeNumber, uint32_t,
+                                                     const Credentials&) {
+  return ReadOnly();
+}
+absl::StatusOr<Attributes> Filesystem::Link(InodeNumber, InodeNumber,
+                                            std::string_view) {
+  return ReadOnly();
+}
+absl::Status Filesystem::Unlink(InodeNumber, std::string_view) {
+  return ReadOnly();
+}
+absl::Status Filesystem::RemoveDirectory(InodeNumber, std::string_view) {
+  return ReadOnly();
+}
+absl::Status Filesystem::Rename(InodeNumber, std::string_view, InodeNumber,
+                                std::string_view, unsigned) {
+  return ReadOnly();
+}
+absl::StatusOr<Attributes> Filesystem::SetAttr(InodeNumber,
+                                               const SetAttrRequest&,
+                                               const Credentials&) {
+  return ReadOnly();
+}
+absl::StatusOr<size_t> Filesystem::Write(InodeNumber, uint64_t,
+                                         std::span<const uint8_t>,
+                                         const Credentials&) {
+  return ReadOnly();
+}
+absl::Status Filesystem::Allocate(InodeNumber, int, uint64_t, uint64_t) {
+  return ReadOnly();
+}
+absl::StatusOr<uint64_t> Filesystem::Seek(InodeNumber, uint64_t, int) {
+  return ReadOnly();
+}
+absl::Status Filesystem::SetXattr(InodeNumber, std::string_view,
+                                  std::string_view, int) {
+  return ReadOnly();
+}
+absl::Status Filesystem::RemoveXattr(InodeNumber, std::string_view) {
+  return ReadOnly();
+}
+absl::Status Filesystem::Sync(InodeNumber, bool) { return absl::OkStatus(); }
+absl::Status Filesystem::SyncAll() { return absl::OkStatus(); }
+absl::Status Filesystem::OpenFile(InodeNumber) { return absl::OkStatus(); }
+absl::Status Filesystem::Release(InodeNumber) { return absl::OkStatus(); }
+
 absl::StatusOr<InodeNumber> Filesystem::ResolvePath(std::string_view path) {
   constexpr int kMaxSymlinkFollows = 40;
   int follows = 0;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -63,6 +64,41 @@ struct FsStats {
   uint64_t fsid = 0;
 };
 
+// Who asks: the owner of new inodes, the setgid rules, and the root reserve.
+struct Credentials {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  // Supplementary groups (setgid clearing on chmod checks membership).
+  std::vector<uint32_t> groups;
+};
+
+// A setattr request: only the fields that are set change.
+struct SetAttrRequest {
+  std::optional<uint32_t> mode;  // permission bits (07777) only
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<uint64_t> size;
+  // Times: a value, or now (the engine's clock) when *_now is set.
+  std::optional<Timestamp> atime;
+  std::optional<Timestamp> mtime;
+  bool atime_now = false;
+  bool mtime_now = false;
+  std::optional<Timestamp> ctime;
+};
+
+// fallocate modes, as in <linux/falloc.h>.
+inline constexpr int kFallocKeepSize = 0x01;
+inline constexpr int kFallocPunchHole = 0x02;
+inline constexpr int kFallocZeroRange = 0x10;
+
+// rename flags, as in <linux/fs.h>.
+inline constexpr unsigned kRenameNoReplace = 1;
+inline constexpr unsigned kRenameExchange = 2;
+
+// setxattr flags, as in <sys/xattr.h>.
+inline constexpr int kXattrCreate = 1;
+inline constexpr int kXattrReplace = 2;
+
 enum class ErrorsPolicy { kDefault, kContinue, kRemountReadOnly, kPanic };
 
 struct MountOptions {
@@ -116,6 +152,67 @@ class Filesystem {
   virtual absl::StatusOr<std::string> GetXattr(InodeNumber ino,
                                                std::string_view name) = 0;
   virtual absl::StatusOr<FsStats> StatFs() = 0;
+
+  // ---- The write side. On a read-only mount every call answers EROFS. ----
+  // Each returns the new inode's attributes; EEXIST, ENOENT, ENOTDIR,
+  // ENAMETOOLONG, ENOSPC, EMLINK as the kernel's ext4 does.
+  virtual absl::StatusOr<Attributes> Create(InodeNumber dir,
+                                            std::string_view name,
+                                            uint32_t mode,
+                                            const Credentials& who);
+  // Any file type by mode (fifo, socket, char, block, regular).
+  virtual absl::StatusOr<Attributes> MakeNode(InodeNumber dir,
+                                              std::string_view name,
+                                              uint32_t mode, uint32_t major,
+                                              uint32_t minor,
+                                              const Credentials& who);
+  virtual absl::StatusOr<Attributes> MakeDirectory(InodeNumber dir,
+                                                   std::string_view name,
+                                                   uint32_t mode,
+                                                   const Credentials& who);
+  virtual absl::StatusOr<Attributes> MakeSymlink(InodeNumber dir,
+                                                 std::string_view name,
+                                                 std::string_view target,
+                                                 const Credentials& who);
+  // An unnamed regular file on the orphan list (O_TMPFILE): linked in later
+  // with Link(), or gone at its last Release().
+  virtual absl::StatusOr<Attributes> CreateUnnamed(InodeNumber dir,
+                                                   uint32_t mode,
+                                                   const Credentials& who);
+  virtual absl::StatusOr<Attributes> Link(InodeNumber ino,
+                                          InodeNumber new_dir,
+                                          std::string_view new_name);
+  virtual absl::Status Unlink(InodeNumber dir, std::string_view name);
+  virtual absl::Status RemoveDirectory(InodeNumber dir,
+                                       std::string_view name);
+  virtual absl::Status Rename(InodeNumber old_dir, std::string_view old_name,
+                              InodeNumber new_dir, std::string_view new_name,
+                              unsigned flags);
+  virtual absl::StatusOr<Attributes> SetAttr(InodeNumber ino,
+                                             const SetAttrRequest& request,
+                                             const Credentials& who);
+  // Writes at `offset` (extending the file as needed); clears setuid and
+  // setgid as the kernel does for a non-root writer.
+  virtual absl::StatusOr<size_t> Write(InodeNumber ino, uint64_t offset,
+                                       std::span<const uint8_t> data,
+                                       const Credentials& who);
+  virtual absl::Status Allocate(InodeNumber ino, int mode, uint64_t offset,
+                                uint64_t length);
+  // SEEK_DATA / SEEK_HOLE (ENXIO past the end), as lseek(2).
+  virtual absl::StatusOr<uint64_t> Seek(InodeNumber ino, uint64_t offset,
+                                        int whence);
+  virtual absl::Status SetXattr(InodeNumber ino, std::string_view name,
+                                std::string_view value, int flags);
+  virtual absl::Status RemoveXattr(InodeNumber ino, std::string_view name);
+  // Makes the inode's data and metadata durable (data only, plus what is
+  // needed to read it back, with `data_only`).
+  virtual absl::Status Sync(InodeNumber ino, bool data_only);
+  // Makes everything durable (syncfs, unmount).
+  virtual absl::Status SyncAll();
+  // Open files: an open pin keeps an unlinked inode alive (on the orphan
+  // list) until the last Release.
+  virtual absl::Status OpenFile(InodeNumber ino);
+  virtual absl::Status Release(InodeNumber ino);
 
   // Lifetime pins. A FUSE lookup count or an open file keeps its inode in
   // core; the adapter pins on every reply that hands out a node id and

@@ -24,11 +24,34 @@ absl::StatusOr<BlockRef> BlockCache::Read(uint64_t block) {
         E4_RETURN_IF_ERROR(device_.ReadAt(block * block_size_, *bytes));
         device_reads_.fetch_add(1, std::memory_order_relaxed);
         auto entry = std::make_unique<Entry>();
+        absl::MutexLock lock(&entry->mu);
         entry->bytes = std::move(bytes);
         return entry;
       });
   if (!handle.ok()) return handle.status();
-  return (**handle).bytes;
+  Entry& entry = **handle;
+  absl::MutexLock lock(&entry.mu);
+  return entry.bytes;
+}
+
+absl::Status BlockCache::Write(uint64_t block, BlockRef bytes) {
+  if (block >= block_count_ || bytes->size() != block_size_) {
+    return Corrupt(absl::StrCat("write of block ", block,
+                                " outside the filesystem"));
+  }
+  E4_RETURN_IF_ERROR(device_.WriteAt(block * block_size_, *bytes));
+  auto handle = cache_.GetOrLoad(
+      block, [&]() -> absl::StatusOr<std::unique_ptr<Entry>> {
+        auto entry = std::make_unique<Entry>();
+        absl::MutexLock lock(&entry->mu);
+        entry->bytes = bytes;
+        return entry;
+      });
+  if (!handle.ok()) return handle.status();
+  Entry& entry = **handle;
+  absl::MutexLock lock(&entry.mu);
+  entry.bytes = std::move(bytes);
+  return absl::OkStatus();
 }
 
 }  // namespace ext4::io

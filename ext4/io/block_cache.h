@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "cache/ref_cache.h"
 #include "ext4/io/block_device.h"
 
@@ -26,6 +27,12 @@ class BlockCache {
 
   absl::StatusOr<BlockRef> Read(uint64_t block);
 
+  // Makes `bytes` the block's contents: in core at once (readers see it on
+  // their next Read) and on the device. Used by transaction commit.
+  absl::Status Write(uint64_t block, BlockRef bytes);
+  // Forgets a block whose contents no longer matter (freed metadata).
+  void Drop(uint64_t block) { cache_.Erase(block); }
+
   uint32_t block_size() const { return block_size_; }
   uint64_t block_count() const { return block_count_; }
   // Blocks read from the device (cache misses) since the cache was made.
@@ -34,7 +41,8 @@ class BlockCache {
 
  private:
   struct Entry {
-    BlockRef bytes;
+    absl::Mutex mu;
+    BlockRef bytes ABSL_GUARDED_BY(mu);
   };
 
   BlockDevice& device_;

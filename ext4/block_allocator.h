@@ -1,0 +1,38 @@
+// What file maps, directories and xattr blocks need from block allocation.
+// The bitmap allocator implements it; tests can use a simple fake.
+#ifndef E4FS_EXT4_BLOCK_ALLOCATOR_H_
+#define E4FS_EXT4_BLOCK_ALLOCATOR_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ext4/transaction.h"
+
+namespace ext4 {
+
+struct BlockRun {
+  uint64_t first = 0;
+  uint64_t count = 0;
+};
+
+class BlockAllocator {
+ public:
+  virtual ~BlockAllocator() = default;
+
+  // Allocates between 1 and `count` contiguous free blocks, as close after
+  // `goal` as possible (goal 0: anywhere). ENOSPC when nothing is free to
+  // this caller (the root reserve is usable only when `use_reserve`).
+  virtual absl::StatusOr<BlockRun> AllocateBlocks(Transaction& tx,
+                                                  uint64_t goal,
+                                                  uint64_t count,
+                                                  bool use_reserve) = 0;
+  // Returns blocks to the free pool. EUCLEAN if any is already free or is
+  // filesystem metadata.
+  virtual absl::Status FreeBlocks(Transaction& tx, uint64_t first,
+                                  uint64_t count) = 0;
+};
+
+}  // namespace ext4
+
+#endif  // E4FS_EXT4_BLOCK_ALLOCATOR_H_

@@ -1,0 +1,52 @@
+#include "ext4/transaction.h"
+
+#include "ext4/errno_status.h"
+
+namespace ext4 {
+
+absl::StatusOr<format::MutableBytes> Transaction::Modify(uint64_t block) {
+  auto it = changed_.find(block);
+  if (it != changed_.end()) return format::MutableBytes(*it->second);
+  E4_ASSIGN_OR_RETURN(io::BlockRef current, blocks_.Read(block));
+  auto copy = std::make_shared<std::vector<uint8_t>>(*current);
+  format::MutableBytes bytes(*copy);
+  changed_.emplace(block, std::move(copy));
+  return bytes;
+}
+
+absl::StatusOr<format::MutableBytes> Transaction::ModifyNew(uint64_t block) {
+  if (block >= blocks_.block_count()) {
+    return Corrupt("new metadata block outside the filesystem");
+  }
+  auto& slot = changed_[block];
+  slot = std::make_shared<std::vector<uint8_t>>(blocks_.block_size(), 0);
+  return format::MutableBytes(*slot);
+}
+
+absl::StatusOr<format::Bytes> Transaction::Read(uint64_t block) {
+  auto it = changed_.find(block);
+  if (it != changed_.end()) return format::Bytes(*it->second);
+  E4_ASSIGN_OR_RETURN(io::BlockRef current, blocks_.Read(block));
+  // Keep the block alive for as long as the transaction: the span points
+  // into it.
+  read_.push_back(current);
+  return format::Bytes(*current);
+}
+
+void Transaction::Forget(uint64_t block) {
+  changed_.erase(block);
+  forgotten_.push_back(block);
+}
+
+absl::Status Transaction::Commit() {
+  for (auto& [block, bytes] : changed_) {
+    E4_RETURN_IF_ERROR(blocks_.Write(block, std::move(bytes)));
+  }
+  changed_.clear();
+  for (uint64_t block : forgotten_) blocks_.Drop(block);
+  forgotten_.clear();
+  read_.clear();
+  return absl::OkStatus();
+}
+
+}  // namespace ext4

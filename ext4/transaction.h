@@ -1,0 +1,61 @@
+// A set of metadata block changes that belong together. Every call that
+// changes the disk takes a Transaction&: changes are made on private copies
+// of the blocks and reach the cache and the device together at Commit().
+// Without a journal, Commit writes the blocks in place; the journal makes
+// Commit a jbd2 transaction without changing any caller.
+#ifndef E4FS_EXT4_TRANSACTION_H_
+#define E4FS_EXT4_TRANSACTION_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ext4/format/endian.h"
+#include "ext4/io/block_cache.h"
+
+namespace ext4 {
+
+class Transaction {
+ public:
+  explicit Transaction(io::BlockCache& blocks) : blocks_(blocks) {}
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  // A writable copy of a metadata block, read through the cache the first
+  // time; later calls return the same copy.
+  absl::StatusOr<format::MutableBytes> Modify(uint64_t block);
+  // A block being initialised from scratch (newly allocated metadata):
+  // zero-filled, never read.
+  absl::StatusOr<format::MutableBytes> ModifyNew(uint64_t block);
+  // The block as this transaction sees it (its own changes included).
+  absl::StatusOr<format::Bytes> Read(uint64_t block);
+  // Drops a block freed in this transaction: its changes are not written
+  // and the cache forgets it.
+  void Forget(uint64_t block);
+
+  // Writes every changed block, in block order. The transaction is empty
+  // afterwards and may be reused.
+  absl::Status Commit();
+  // Discards every change.
+  void Abort() {
+    changed_.clear();
+    forgotten_.clear();
+    read_.clear();
+  }
+
+  size_t changed_blocks() const { return changed_.size(); }
+  uint32_t block_size() const { return blocks_.block_size(); }
+
+ private:
+  io::BlockCache& blocks_;
+  std::map<uint64_t, std::shared_ptr<std::vector<uint8_t>>> changed_;
+  std::vector<uint64_t> forgotten_;
+  std::vector<io::BlockRef> read_;  // blocks Read() handed out spans into
+};
+
+}  // namespace ext4
+
+#endif  // E4FS_EXT4_TRANSACTION_H_
