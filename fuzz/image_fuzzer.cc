@@ -13,8 +13,7 @@ namespace {
 constexpr int kMaxEntries = 2000;
 constexpr size_t kMaxRead = 1 << 16;
 
-void Walk(ext4::Filesystem& fs, ext4::InodeNumber dir, int depth,
-          int& budget) {
+void Walk(ext4::Filesystem& fs, ext4::InodeNumber dir, int depth, int& budget) {
   if (depth > 16) return;
   std::vector<ext4::DirEntry> entries;
   (void)fs.ReadDir(dir, 0, [&](const ext4::DirEntry& entry) {

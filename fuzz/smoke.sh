@@ -6,14 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SMOKE_SECONDS:-10}
 targets=$(bazel query 'kind(cc_binary, //fuzz:*)' 2>/dev/null)
-bazel build --config=fuzz $targets //fuzz:seed_images
+bazel build --config=fuzz $targets //fuzz:seed_images //fuzz:seed_inputs
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for target in $targets; do
   name=${target##*:}
   corpus="$work/$name"
   mkdir -p "$corpus"
-  if [ "$name" = image_fuzzer ]; then cp bazel-bin/fuzz/seeds/*.img "$corpus/"; fi
+  # Whole images for the image target; the parser targets get the inputs
+  # make_seed_inputs.sh cut for them.
+  if [ "$name" = image_fuzzer ]; then
+    cp bazel-bin/fuzz/seeds/*.img "$corpus/"
+  elif [ -d "bazel-bin/fuzz/seeds/$name" ]; then
+    cp "bazel-bin/fuzz/seeds/$name"/* "$corpus/"
+  fi
   echo "fuzzing $name for ${seconds}s"
   "bazel-bin/fuzz/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=0 "$corpus" >"$work/$name.log" 2>&1 ||
