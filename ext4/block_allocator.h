@@ -24,8 +24,7 @@ class BlockAllocator {
   // `goal` as possible (goal 0: anywhere). ENOSPC when nothing is free to
   // this caller (the root reserve is usable only when `use_reserve`).
   virtual absl::StatusOr<BlockRun> AllocateBlocks(Transaction& tx,
-                                                  uint64_t goal,
-                                                  uint64_t count,
+                                                  uint64_t goal, uint64_t count,
                                                   bool use_reserve) = 0;
   // Returns blocks to the free pool. EUCLEAN if any is already free or is
   // filesystem metadata.

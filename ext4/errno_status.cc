@@ -44,7 +44,8 @@ absl::StatusCode CodeForErrno(int err) {
 }  // namespace
 
 absl::Status ErrnoError(int err, std::string_view message) {
-  absl::Status status(CodeForErrno(err), absl::string_view(message.data(), message.size()));
+  absl::Status status(CodeForErrno(err),
+                      absl::string_view(message.data(), message.size()));
   status.SetPayload(kErrnoPayload, absl::Cord(std::to_string(err)));
   return status;
 }

@@ -29,10 +29,10 @@ int ErrnoOf(const absl::Status& status);
 #define E4_CONCAT_INNER_(a, b) a##b
 #define E4_CONCAT_(a, b) E4_CONCAT_INNER_(a, b)
 
-#define E4_RETURN_IF_ERROR(expr)                  \
-  do {                                            \
-    ::absl::Status e4_status_ = (expr);           \
-    if (!e4_status_.ok()) return e4_status_;      \
+#define E4_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status e4_status_ = (expr);      \
+    if (!e4_status_.ok()) return e4_status_; \
   } while (false)
 
 #define E4_ASSIGN_OR_RETURN(lhs, expr) \

@@ -61,11 +61,11 @@ class ExtentMap final : public FileMap {
       node = std::move(*child);
     }
     const auto& leaves = node.leaves;
-    auto it = std::upper_bound(
-        leaves.begin(), leaves.end(), logical,
-        [](uint64_t value, const format::ExtentLeaf& leaf) {
-          return value < leaf.logical;
-        });
+    auto it =
+        std::upper_bound(leaves.begin(), leaves.end(), logical,
+                         [](uint64_t value, const format::ExtentLeaf& leaf) {
+                           return value < leaf.logical;
+                         });
     if (it != leaves.begin()) {
       const format::ExtentLeaf& leaf = *(it - 1);
       uint64_t end = uint64_t{leaf.logical} + leaf.length;
@@ -108,8 +108,7 @@ std::unique_ptr<FileMap> MakeExtentMap(const format::Inode& inode,
 }
 
 std::unique_ptr<FileMap> MakeFileMap(const format::Inode& inode,
-                                     io::BlockCache& blocks,
-                                     bool metadata_csum,
+                                     io::BlockCache& blocks, bool metadata_csum,
                                      uint32_t inode_checksum_seed) {
   if (inode.flags & format::kInodeFlagExtents) {
     return MakeExtentMap(inode, blocks, metadata_csum, inode_checksum_seed);

@@ -30,8 +30,7 @@ class FileMap {
 // Picks the extent tree or the indirect map from the inode's flags.
 // `inode_checksum_seed` verifies extent block tails under metadata_csum.
 std::unique_ptr<FileMap> MakeFileMap(const format::Inode& inode,
-                                     io::BlockCache& blocks,
-                                     bool metadata_csum,
+                                     io::BlockCache& blocks, bool metadata_csum,
                                      uint32_t inode_checksum_seed);
 
 std::unique_ptr<FileMap> MakeExtentMap(const format::Inode& inode,

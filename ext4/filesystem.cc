@@ -27,27 +27,37 @@ absl::StatusOr<std::unique_ptr<Filesystem>> Filesystem::Open(
                       "the filesystem has read-only features this driver does "
                       "not know; mount it with -o ro");
   }
-  if (!options.read_only) {
-    return ErrnoError(EROFS, "read-write mounts are not supported yet; "
-                             "mount with -o ro");
-  }
-  if (sb.has_incompat(format::kIncompatRecover) && !options.no_recovery) {
+  if (sb.has_incompat(format::kIncompatRecover) &&
+      (!options.read_only || !options.no_recovery)) {
     return ErrnoError(EAGAIN,
                       "the journal needs recovery, which is not supported "
-                      "yet; mount with -o norecovery to read the image as it "
-                      "is");
+                      "yet; mount with -o ro,norecovery to read the image as "
+                      "it is");
+  }
+  if (!options.read_only) {
+    if (!sb.has_incompat(format::kIncompatExtents)) {
+      return ErrnoError(EROFS,
+                        "read-write mounts need the extents feature (ext4); "
+                        "mount ext2/ext3 images with -o ro");
+    }
+    if (sb.bigalloc()) {
+      return ErrnoError(EROFS,
+                        "read-write mounts of bigalloc filesystems are not "
+                        "supported; mount with -o ro");
+    }
+    if (device->read_only()) {
+      return ErrnoError(EROFS, "the image is not writable; mount with -o ro");
+    }
   }
   auto fs = std::make_unique<FilesystemImpl>(std::move(device), sb, options,
-                                             /*read_only=*/true);
+                                             options.read_only);
   E4_RETURN_IF_ERROR(fs->Initialize());
   return std::unique_ptr<Filesystem>(std::move(fs));
 }
 
 // The write side's defaults: an engine that cannot write answers EROFS.
 namespace {
-absl::Status ReadOnly() {
-  return ErrnoError(EROFS, "read-only filesystem");
-}
+absl::Status ReadOnly() { return ErrnoError(EROFS, "read-only filesystem"); }
 }  // namespace
 
 absl::StatusOr<Attributes> Filesystem::Create(InodeNumber, std::string_view,
@@ -60,8 +70,7 @@ absl::StatusOr<Attributes> Filesystem::MakeNode(InodeNumber, std::string_view,
   return ReadOnly();
 }
 absl::StatusOr<Attributes> Filesystem::MakeDirectory(InodeNumber,
-                                                     std::string_view,
-                                                     uint32_t,
+                                                     std::string_view, uint32_t,
                                                      const Credentials&) {
   return ReadOnly();
 }
@@ -121,9 +130,9 @@ absl::StatusOr<InodeNumber> Filesystem::ResolvePath(std::string_view path) {
   constexpr int kMaxSymlinkFollows = 40;
   int follows = 0;
   std::vector<std::string> pending;  // components still to walk, reversed
-  for (absl::string_view part : absl::StrSplit(
-           absl::string_view(path.data(), path.size()), '/',
-           absl::SkipEmpty())) {
+  for (absl::string_view part :
+       absl::StrSplit(absl::string_view(path.data(), path.size()), '/',
+                      absl::SkipEmpty())) {
     pending.insert(pending.begin(), std::string(part));
   }
   std::vector<InodeNumber> stack = {kRootInode};  // the walked directories

@@ -179,12 +179,10 @@ class Filesystem {
   virtual absl::StatusOr<Attributes> CreateUnnamed(InodeNumber dir,
                                                    uint32_t mode,
                                                    const Credentials& who);
-  virtual absl::StatusOr<Attributes> Link(InodeNumber ino,
-                                          InodeNumber new_dir,
+  virtual absl::StatusOr<Attributes> Link(InodeNumber ino, InodeNumber new_dir,
                                           std::string_view new_name);
   virtual absl::Status Unlink(InodeNumber dir, std::string_view name);
-  virtual absl::Status RemoveDirectory(InodeNumber dir,
-                                       std::string_view name);
+  virtual absl::Status RemoveDirectory(InodeNumber dir, std::string_view name);
   virtual absl::Status Rename(InodeNumber old_dir, std::string_view old_name,
                               InodeNumber new_dir, std::string_view new_name,
                               unsigned flags);

@@ -76,16 +76,21 @@ absl::Status FilesystemImpl::Initialize() {
   if (!S_ISDIR(root->inode.mode)) {
     return Corrupt("the root inode is not a directory");
   }
+  if (!read_only_) {
+    absl::MutexLock lock(&mu_);
+    return StartWriting();
+  }
   return absl::OkStatus();
 }
 
 std::string FilesystemImpl::Describe() const {
   char uuid[37];
   const uint8_t* u = sb_.uuid;
-  std::snprintf(uuid, sizeof(uuid),
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
-                u[10], u[11], u[12], u[13], u[14], u[15]);
+  std::snprintf(
+      uuid, sizeof(uuid),
+      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+      u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+      u[12], u[13], u[14], u[15]);
   return absl::StrCat("label \"", sb_.volume_name, "\", UUID ", uuid, ", ",
                       sb_.blocks_count, " blocks of ", sb_.block_size(),
                       " bytes, features: ", format::FeatureNames(sb_));
@@ -151,14 +156,21 @@ absl::StatusOr<FilesystemImpl::InodeHandle> FilesystemImpl::GetInode(
     InodeNumber ino) {
   auto handle = inodes_.GetOrLoad(ino, [&] { return LoadInode(ino); });
   if (!handle.ok()) return Report(handle.status(), ino);
+  if (in_write_) touched_.push_back(*handle);
   return handle;
 }
 
 absl::StatusOr<Attributes> FilesystemImpl::GetAttr(InodeNumber ino) {
+  absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
-  const format::Inode& inode = handle->inode;
+  return AttributesOf(*handle);
+}
+
+absl::StatusOr<Attributes> FilesystemImpl::AttributesOf(
+    const InCoreInode& node) const {
+  const format::Inode& inode = node.inode;
   Attributes attr;
-  attr.ino = ino;
+  attr.ino = node.ino;
   attr.mode = inode.mode;
   attr.nlink = inode.links_count;
   attr.uid = inode.uid;
@@ -204,9 +216,15 @@ DirectoryContext FilesystemImpl::DirContext(const InCoreInode& node) const {
 
 absl::StatusOr<InodeNumber> FilesystemImpl::Lookup(InodeNumber dir,
                                                    std::string_view name) {
-  if (name.size() > 255) return ErrnoError(ENAMETOOLONG, "name too long");
+  absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(dir));
-  const InCoreInode& node = *handle;
+  return LookupLocked(*handle, name);
+}
+
+absl::StatusOr<InodeNumber> FilesystemImpl::LookupLocked(
+    const InCoreInode& node, std::string_view name) {
+  const InodeNumber dir = node.ino;
+  if (name.size() > 255) return ErrnoError(ENAMETOOLONG, "name too long");
   if (!S_ISDIR(node.inode.mode)) return ErrnoError(ENOTDIR, "not a directory");
   DirectoryContext ctx = DirContext(node);
   absl::StatusOr<uint32_t> found;
@@ -218,10 +236,9 @@ absl::StatusOr<InodeNumber> FilesystemImpl::Lookup(InodeNumber dir,
                       extra.size()),
         name);
   } else {
-    MappedDirectory source(
-        MakeFileMap(node.inode, blocks_, sb_.metadata_csum(),
-                    node.checksum_seed),
-        blocks_, node.inode.size);
+    MappedDirectory source(MakeFileMap(node.inode, blocks_, sb_.metadata_csum(),
+                                       node.checksum_seed),
+                           blocks_, node.inode.size);
     found = LookupInDirectory(ctx, source, name);
   }
   if (!found.ok()) return Report(found.status(), dir);
@@ -236,27 +253,47 @@ absl::StatusOr<InodeNumber> FilesystemImpl::Lookup(InodeNumber dir,
 absl::Status FilesystemImpl::ReadDir(
     InodeNumber dir, uint64_t cookie,
     const std::function<bool(const DirEntry&)>& emit) {
-  E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(dir));
-  const InCoreInode& node = *handle;
-  if (!S_ISDIR(node.inode.mode)) return ErrnoError(ENOTDIR, "not a directory");
-  DirectoryContext ctx = DirContext(node);
-  absl::Status status;
-  if (node.inode.flags & format::kInodeFlagInlineData) {
-    E4_ASSIGN_OR_RETURN(std::string extra, SystemDataXattr(node));
-    status = ListInlineDirectory(
-        ctx, format::Bytes(node.inode.block.data(), node.inode.block.size()),
-        format::Bytes(reinterpret_cast<const uint8_t*>(extra.data()),
-                      extra.size()),
-        cookie, emit);
-  } else {
-    MappedDirectory source(
-        MakeFileMap(node.inode, blocks_, sb_.metadata_csum(),
-                    node.checksum_seed),
-        blocks_, node.inode.size);
-    status = ListDirectory(ctx, source, cookie, emit);
+  // Entries are gathered under the lock in batches and handed to `emit`
+  // outside it, so a caller may call back into the engine from `emit`.
+  constexpr size_t kBatch = 256;
+  while (true) {
+    std::vector<DirEntry> batch;
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(dir));
+      const InCoreInode& node = *handle;
+      if (!S_ISDIR(node.inode.mode)) {
+        return ErrnoError(ENOTDIR, "not a directory");
+      }
+      DirectoryContext ctx = DirContext(node);
+      auto collect = [&](const DirEntry& entry) {
+        batch.push_back(entry);
+        return batch.size() < kBatch;
+      };
+      absl::Status status;
+      if (node.inode.flags & format::kInodeFlagInlineData) {
+        E4_ASSIGN_OR_RETURN(std::string extra, SystemDataXattr(node));
+        status = ListInlineDirectory(
+            ctx,
+            format::Bytes(node.inode.block.data(), node.inode.block.size()),
+            format::Bytes(reinterpret_cast<const uint8_t*>(extra.data()),
+                          extra.size()),
+            cookie, collect);
+      } else {
+        MappedDirectory source(
+            MakeFileMap(node.inode, blocks_, sb_.metadata_csum(),
+                        node.checksum_seed),
+            blocks_, node.inode.size);
+        status = ListDirectory(ctx, source, cookie, collect);
+      }
+      if (!status.ok() && batch.empty()) return Report(status, dir);
+    }
+    for (const DirEntry& entry : batch) {
+      if (!emit(entry)) return absl::OkStatus();
+    }
+    if (batch.size() < kBatch) return absl::OkStatus();
+    cookie = batch.back().next_cookie;
   }
-  if (!status.ok()) return Report(status, dir);
-  return status;
 }
 
 absl::StatusOr<std::string> FilesystemImpl::InlineData(
@@ -286,8 +323,8 @@ absl::StatusOr<size_t> FilesystemImpl::ReadData(const InCoreInode& node,
     return total;
   }
   const uint32_t block_size = sb_.block_size();
-  std::unique_ptr<FileMap> map = MakeFileMap(
-      node.inode, blocks_, sb_.metadata_csum(), node.checksum_seed);
+  std::unique_ptr<FileMap> map =
+      MakeFileMap(node.inode, blocks_, sb_.metadata_csum(), node.checksum_seed);
   size_t done = 0;
   while (done < total) {
     uint64_t position = offset + done;
@@ -310,6 +347,7 @@ absl::StatusOr<size_t> FilesystemImpl::ReadData(const InCoreInode& node,
 
 absl::StatusOr<size_t> FilesystemImpl::Read(InodeNumber ino, uint64_t offset,
                                             std::span<uint8_t> out) {
+  absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
   if (S_ISDIR(handle->inode.mode)) return ErrnoError(EISDIR, "is a directory");
   auto read = ReadData(*handle, offset, out);
@@ -318,14 +356,14 @@ absl::StatusOr<size_t> FilesystemImpl::Read(InodeNumber ino, uint64_t offset,
 }
 
 absl::StatusOr<std::string> FilesystemImpl::ReadLink(InodeNumber ino) {
+  absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
   const format::Inode& inode = handle->inode;
   if (!S_ISLNK(inode.mode)) return ErrnoError(EINVAL, "not a symlink");
   if (inode.size == 0 || inode.size > kMaxSymlinkLength) {
     return Report(Corrupt(absl::StrCat("symlink of length ", inode.size)), ino);
   }
-  uint64_t xattr_blocks =
-      inode.file_acl ? sb_.cluster_size() / 512 : 0;
+  uint64_t xattr_blocks = inode.file_acl ? sb_.cluster_size() / 512 : 0;
   bool fast = !(inode.flags & format::kInodeFlagInlineData) &&
               !(inode.flags & format::kInodeFlagEaInode) &&
               inode.blocks <= xattr_blocks;
@@ -337,19 +375,20 @@ absl::StatusOr<std::string> FilesystemImpl::ReadLink(InodeNumber ino) {
                        static_cast<size_t>(inode.size));
   }
   std::string target(static_cast<size_t>(inode.size), '\0');
-  auto read = ReadData(
-      *handle, 0,
-      std::span<uint8_t>(reinterpret_cast<uint8_t*>(target.data()),
-                         target.size()));
+  auto read =
+      ReadData(*handle, 0,
+               std::span<uint8_t>(reinterpret_cast<uint8_t*>(target.data()),
+                                  target.size()));
   if (!read.ok()) return Report(read.status(), ino);
   return target;
 }
 
 absl::StatusOr<FsStats> FilesystemImpl::StatFs() {
+  absl::ReaderMutexLock lock(&mu_);
   FsStats stats;
   stats.block_size = sb_.block_size();
-  uint64_t overhead = sb_.overhead_clusters *
-                      (sb_.cluster_size() / sb_.block_size());
+  uint64_t overhead =
+      sb_.overhead_clusters * (sb_.cluster_size() / sb_.block_size());
   stats.blocks = sb_.blocks_count > overhead ? sb_.blocks_count - overhead
                                              : sb_.blocks_count;
   stats.free_blocks = sb_.free_blocks_count;

@@ -8,7 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "cache/ref_cache.h"
+#include "ext4/allocator.h"
 #include "ext4/directory.h"
 #include "ext4/file_map.h"
 #include "ext4/filesystem.h"
@@ -17,6 +20,7 @@
 #include "ext4/format/superblock.h"
 #include "ext4/format/xattr.h"
 #include "ext4/io/block_cache.h"
+#include "ext4/transaction.h"
 
 namespace ext4 {
 
@@ -47,11 +51,50 @@ class FilesystemImpl final : public Filesystem {
       InodeNumber dir, uint64_t cookie,
       const std::function<bool(const DirEntry&)>& emit) override;
   absl::StatusOr<std::string> ReadLink(InodeNumber ino) override;
-  absl::StatusOr<std::vector<std::string>> ListXattrs(
-      InodeNumber ino) override;
+  absl::StatusOr<std::vector<std::string>> ListXattrs(InodeNumber ino) override;
   absl::StatusOr<std::string> GetXattr(InodeNumber ino,
                                        std::string_view name) override;
   absl::StatusOr<FsStats> StatFs() override;
+  absl::StatusOr<Attributes> Create(InodeNumber dir, std::string_view name,
+                                    uint32_t mode,
+                                    const Credentials& who) override;
+  absl::StatusOr<Attributes> MakeNode(InodeNumber dir, std::string_view name,
+                                      uint32_t mode, uint32_t major,
+                                      uint32_t minor,
+                                      const Credentials& who) override;
+  absl::StatusOr<Attributes> MakeDirectory(InodeNumber dir,
+                                           std::string_view name, uint32_t mode,
+                                           const Credentials& who) override;
+  absl::StatusOr<Attributes> MakeSymlink(InodeNumber dir, std::string_view name,
+                                         std::string_view target,
+                                         const Credentials& who) override;
+  absl::StatusOr<Attributes> CreateUnnamed(InodeNumber dir, uint32_t mode,
+                                           const Credentials& who) override;
+  absl::StatusOr<Attributes> Link(InodeNumber ino, InodeNumber new_dir,
+                                  std::string_view new_name) override;
+  absl::Status Unlink(InodeNumber dir, std::string_view name) override;
+  absl::Status RemoveDirectory(InodeNumber dir, std::string_view name) override;
+  absl::Status Rename(InodeNumber old_dir, std::string_view old_name,
+                      InodeNumber new_dir, std::string_view new_name,
+                      unsigned flags) override;
+  absl::StatusOr<Attributes> SetAttr(InodeNumber ino,
+                                     const SetAttrRequest& request,
+                                     const Credentials& who) override;
+  absl::StatusOr<size_t> Write(InodeNumber ino, uint64_t offset,
+                               std::span<const uint8_t> data,
+                               const Credentials& who) override;
+  absl::Status Allocate(InodeNumber ino, int mode, uint64_t offset,
+                        uint64_t length) override;
+  absl::StatusOr<uint64_t> Seek(InodeNumber ino, uint64_t offset,
+                                int whence) override;
+  absl::Status SetXattr(InodeNumber ino, std::string_view name,
+                        std::string_view value, int flags) override;
+  absl::Status RemoveXattr(InodeNumber ino, std::string_view name) override;
+  absl::Status Sync(InodeNumber ino, bool data_only) override;
+  absl::Status SyncAll() override;
+  absl::Status OpenFile(InodeNumber ino) override;
+  absl::Status Release(InodeNumber ino) override;
+
   absl::Status Pin(InodeNumber ino, uint64_t count) override;
   void Unpin(InodeNumber ino, uint64_t count) override;
   size_t InodesInCore() const override { return inodes_.size(); }
@@ -86,12 +129,78 @@ class FilesystemImpl final : public Filesystem {
 
   absl::Status Report(const absl::Status& status, InodeNumber ino) const;
 
+  // ---- The write side (filesystem_write.cc and friends). ----
+  // Marks the filesystem in use (not clean) on a read-write mount.
+  absl::Status StartWriting();
+  absl::StatusOr<Attributes> AttributesOf(const InCoreInode& node) const;
+  absl::StatusOr<InodeNumber> LookupLocked(const InCoreInode& dir,
+                                           std::string_view name);
+  // The inode table block and byte offset of an inode.
+  absl::StatusOr<std::pair<uint64_t, uint32_t>> InodeLocation(InodeNumber ino);
+  // Serializes the in-core inode into its slot (and refreshes node.raw).
+  absl::Status WriteInode(Transaction& tx, InCoreInode& node);
+  // Commits the transaction together with the superblock's counters.
+  absl::Status Finish(Transaction& tx);
+  absl::StatusOr<InodeHandle> NewInode(Transaction& tx, InCoreInode& dir,
+                                       uint32_t mode, const Credentials& who);
+  // Adds an entry for `child` to `dir` (growing or indexing it as needed).
+  absl::Status AddLink(Transaction& tx, InCoreInode& dir, std::string_view name,
+                       InCoreInode& child);
+  absl::Status RemoveLink(Transaction& tx, InCoreInode& dir,
+                          std::string_view name);
+  // Drops one link of `node`; frees it when none remain and it is not open,
+  // or puts it on the orphan list when it is.
+  absl::Status DropLink(Transaction& tx, InCoreInode& node);
+  absl::Status FreeInode(Transaction& tx, InCoreInode& node);
+  absl::Status AddOrphan(Transaction& tx, InCoreInode& node);
+  absl::Status RemoveOrphan(Transaction& tx, InCoreInode& node);
+  absl::Status Truncate(Transaction& tx, InCoreInode& node, uint64_t size);
+  absl::Status ConvertInlineData(Transaction& tx, InCoreInode& node);
+  absl::StatusOr<size_t> WriteLocked(Transaction& tx, InCoreInode& node,
+                                     uint64_t offset,
+                                     std::span<const uint8_t> data);
+  absl::Status CheckNewName(std::string_view name) const;
+  absl::StatusOr<InodeHandle> WritableDirectory(InodeNumber dir);
+  // True when `ancestor` is `dir` or one of its parents.
+  absl::StatusOr<bool> IsAncestor(InodeNumber ancestor, InodeNumber dir);
+  uint64_t GoalFor(const InCoreInode& node) const;
+
+  // One write operation's undo: a failed operation drops its transaction,
+  // and the in-core state it touched (inodes, superblock fields, allocator
+  // counters) is reloaded from what the disk holds.
+  class WriteScope {
+   public:
+    explicit WriteScope(FilesystemImpl& fs)
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs.mu_);
+    ~WriteScope();
+    WriteScope(const WriteScope&) = delete;
+    WriteScope& operator=(const WriteScope&) = delete;
+
+   private:
+    FilesystemImpl& fs_;
+    format::Superblock saved_;
+    uint64_t free_blocks_;
+    uint64_t free_inodes_;
+  };
+  void Rollback(bool reload_allocator) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Timestamp Now() const;
+
   std::unique_ptr<io::BlockDevice> device_;
-  const format::Superblock sb_;
+  // Read operations hold it shared, write operations exclusive.
+  mutable absl::Mutex mu_;
+  format::Superblock sb_;
   const MountOptions options_;
   const bool read_only_;
   io::BlockCache blocks_;
   InodeCache inodes_;
+  std::unique_ptr<BitmapAllocator> allocator_;  // read-write mounts only
+  // Open counts: an unlinked inode lives on until its last release.
+  absl::flat_hash_map<InodeNumber, uint64_t> open_counts_ ABSL_GUARDED_BY(mu_);
+  // The running write operation's bookkeeping (see WriteScope).
+  bool in_write_ = false;
+  bool committed_ = false;
+  std::vector<InodeHandle> touched_;
+  std::vector<InodeNumber> created_;
 };
 
 }  // namespace ext4

@@ -60,7 +60,8 @@ class Source {
     files_["dir/block"] = Pattern(4096, 1);
     files_["dir/sub/odd"] = Pattern(12345, 2);
     files_["dir/sub/deeper/large"] = Pattern(3 * 1024 * 1024 + 17, 3);
-    for (const auto& [name, content] : files_) WriteFile(root + "/" + name, content);
+    for (const auto& [name, content] : files_)
+      WriteFile(root + "/" + name, content);
     symlink("small", (root + "/fastlink").c_str());
     long_target_ = std::string(200, 'x') + "/target";
     symlink(long_target_.c_str(), (root + "/longlink").c_str());
@@ -70,7 +71,7 @@ class Source {
     }
     // A sparse file with data past 4 GiB.
     Shell("truncate -s 5G " + root + "/sparse && printf tail | dd of=" + root +
-        "/sparse bs=1 seek=5368709000 conv=notrunc status=none");
+          "/sparse bs=1 seek=5368709000 conv=notrunc status=none");
     Shell("setfattr -n user.small -v hi " + root + "/small 2>/dev/null");
   }
 
@@ -106,9 +107,9 @@ class FilesystemTest : public ::testing::TestWithParam<Layout> {
   void SetUp() override {
     if (!source_) GTEST_SKIP() << "mke2fs is not installed";
     image_ = absl::StrCat(*dir_, "/", GetParam().name, ".img");
-    ASSERT_EQ(Shell(absl::StrCat("/usr/sbin/mke2fs -q -F ", GetParam().mke2fs_args,
-                               " -d ", *dir_, "/src ", image_,
-                               " 64M >/dev/null 2>&1")),
+    ASSERT_EQ(Shell(absl::StrCat("/usr/sbin/mke2fs -q -F ",
+                                 GetParam().mke2fs_args, " -d ", *dir_, "/src ",
+                                 image_, " 64M >/dev/null 2>&1")),
               0);
     auto device = io::OpenFileDevice(image_, /*read_only=*/true);
     ASSERT_TRUE(device.ok()) << device.status();
@@ -123,8 +124,8 @@ class FilesystemTest : public ::testing::TestWithParam<Layout> {
     // Odd-sized chunks cross block and extent boundaries.
     uint64_t done = 0;
     while (done < size) {
-      auto n = fs_->Read(ino, done, out.subspan(done, std::min<uint64_t>(
-                                                          7777, size - done)));
+      auto n = fs_->Read(
+          ino, done, out.subspan(done, std::min<uint64_t>(7777, size - done)));
       EXPECT_TRUE(n.ok()) << n.status();
       if (!n.ok() || *n == 0) break;
       done += *n;

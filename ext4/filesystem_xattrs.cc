@@ -29,9 +29,8 @@ absl::StatusOr<std::vector<format::XattrEntry>> FilesystemImpl::CollectXattrs(
   }
   if (node.inode.file_acl != 0) {
     E4_ASSIGN_OR_RETURN(io::BlockRef block, blocks_.Read(node.inode.file_acl));
-    auto parsed = format::ParseXattrBlock(*block, node.inode.file_acl,
-                                          sb_.metadata_csum(),
-                                          sb_.checksum_seed());
+    auto parsed = format::ParseXattrBlock(
+        *block, node.inode.file_acl, sb_.metadata_csum(), sb_.checksum_seed());
     if (!parsed.ok()) {
       return Corrupt(absl::StrCat("xattr block ", node.inode.file_acl, ": ",
                                   parsed.status().message()));
@@ -45,8 +44,7 @@ absl::StatusOr<std::string> FilesystemImpl::XattrValue(
     const format::XattrEntry& entry) {
   if (entry.value_inum == 0) return entry.value;
   if (entry.value_size > kMaxValueSize) {
-    return Corrupt(absl::StrCat("xattr value of ", entry.value_size,
-                                " bytes"));
+    return Corrupt(absl::StrCat("xattr value of ", entry.value_size, " bytes"));
   }
   E4_ASSIGN_OR_RETURN(InodeHandle holder, GetInode(entry.value_inum));
   if (!(holder->inode.flags & format::kInodeFlagEaInode) ||
@@ -76,6 +74,7 @@ absl::StatusOr<std::string> FilesystemImpl::SystemDataXattr(
 
 absl::StatusOr<std::vector<std::string>> FilesystemImpl::ListXattrs(
     InodeNumber ino) {
+  absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
   auto entries = CollectXattrs(*handle);
   if (!entries.ok()) return Report(entries.status(), ino);
@@ -90,6 +89,7 @@ absl::StatusOr<std::vector<std::string>> FilesystemImpl::ListXattrs(
 
 absl::StatusOr<std::string> FilesystemImpl::GetXattr(InodeNumber ino,
                                                      std::string_view name) {
+  absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
   auto entries = CollectXattrs(*handle);
   if (!entries.ok()) return Report(entries.status(), ino);

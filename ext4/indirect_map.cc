@@ -70,8 +70,8 @@ class IndirectMap final : public FileMap {
     }
     if (first != 0 && (first >= blocks_.block_count() ||
                        length > blocks_.block_count() - first)) {
-      return Corrupt(absl::StrCat("block pointer ", first,
-                                  " is outside the filesystem"));
+      return Corrupt(
+          absl::StrCat("block pointer ", first, " is outside the filesystem"));
     }
     return BlockMapping{first, length, false};
   }

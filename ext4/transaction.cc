@@ -26,10 +26,12 @@ absl::StatusOr<format::MutableBytes> Transaction::ModifyNew(uint64_t block) {
 absl::StatusOr<format::Bytes> Transaction::Read(uint64_t block) {
   auto it = changed_.find(block);
   if (it != changed_.end()) return format::Bytes(*it->second);
+  auto held = read_.find(block);
+  if (held != read_.end()) return format::Bytes(*held->second);
   E4_ASSIGN_OR_RETURN(io::BlockRef current, blocks_.Read(block));
   // Keep the block alive for as long as the transaction: the span points
   // into it.
-  read_.push_back(current);
+  read_.emplace(block, current);
   return format::Bytes(*current);
 }
 

@@ -53,7 +53,8 @@ class Transaction {
   io::BlockCache& blocks_;
   std::map<uint64_t, std::shared_ptr<std::vector<uint8_t>>> changed_;
   std::vector<uint64_t> forgotten_;
-  std::vector<io::BlockRef> read_;  // blocks Read() handed out spans into
+  // Blocks Read() handed out spans into, kept alive until commit or abort.
+  std::map<uint64_t, io::BlockRef> read_;
 };
 
 }  // namespace ext4

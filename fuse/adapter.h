@@ -3,8 +3,16 @@
 //
 // The FUSE node id is the ext4 inode number, except that the kernel's root
 // (FUSE_ROOT_ID, 1) stands for ext4's root (inode 2); inode 1, the bad-blocks
-// inode, is never handed out. Every reply that hands out a node id pins the
-// inode in the engine once; forget unpins by the kernel's lookup count.
+// inode, is never handed out. Every reply that hands out a node id (lookup,
+// readdirplus, create, mknod, mkdir, symlink, link, tmpfile) pins the inode in
+// the engine once; forget unpins by the kernel's lookup count. Every open
+// that succeeds (open, create, tmpfile) is one OpenFile, every release one
+// Release, so an unlinked file lives until its last close.
+//
+// Set-user-ID and set-group-ID bits: the kernel clears them itself
+// (FUSE_CAP_HANDLE_KILLPRIV is off), by a setattr carrying the new mode on
+// write, truncate and chown; only open(O_TRUNC), which the kernel leaves to
+// the server (atomic O_TRUNC), is handled here.
 #ifndef E4FS_FUSE_ADAPTER_H_
 #define E4FS_FUSE_ADAPTER_H_
 
@@ -14,7 +22,10 @@
 #include <cstdint>
 #include <string_view>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "ext4/filesystem.h"
 
 namespace e4fs {
@@ -29,6 +40,17 @@ struct AdapterOptions {
   unsigned max_readahead = 0;
   // Ask the kernel to enforce POSIX ACLs (implies default_permissions).
   bool posix_acl = false;
+  // The kernel checks permissions (default_permissions): setattr is then
+  // applied as asked, the kernel having done the owner and group checks and
+  // the set-group-ID clearing on chmod.
+  bool default_permissions = false;
+  // Every caller acts as root (uid 0, gid 0): no permission checks in the
+  // engine, and new inodes belong to root.
+  bool fakeroot = false;
+  // On a read-write mount, let the kernel cache writes and send them later
+  // (FUSE_CAP_WRITEBACK_CACHE). Safe because this server is the only writer
+  // of the image; the kernel then keeps sizes and mtimes of open files.
+  bool writeback_cache = true;
 };
 
 class Adapter {
@@ -61,14 +83,34 @@ class Adapter {
   // errors with the inode and the operation.
   void ReplyError(fuse_req_t req, const absl::Status& status,
                   ext4::InodeNumber ino, std::string_view op);
-  // Logs one line about `ino`.
+  // Logs one line about `ino` (about the filesystem when `ino` is 0).
   void Log(ext4::InodeNumber ino, std::string_view op, std::string_view what);
+
+  // Whether the kernel agreed to cache writes (set at init).
+  bool writeback_cache() const { return writeback_.load(); }
+  void set_writeback_cache(bool on) { writeback_.store(on); }
+
+  // Open files with write access, counted while the writeback cache is on:
+  // the kernel may then hold data of `ino` that the engine has not seen yet
+  // (it writes it all back at the latest on the last release).
+  void NoteOpen(ext4::InodeNumber ino, int flags);
+  void NoteRelease(ext4::InodeNumber ino, int flags);
+  bool MayHaveUnwrittenData(ext4::InodeNumber ino);
+
+  // Set when writing everything back at unmount failed.
+  bool final_sync_failed() const { return final_sync_failed_.load(); }
+  void set_final_sync_failed() { final_sync_failed_.store(true); }
 
  private:
   ext4::Filesystem& fs_;
   const AdapterOptions options_;
   const bool read_only_;
   std::atomic<bool> log_to_syslog_{false};
+  std::atomic<bool> writeback_{false};
+  std::atomic<bool> final_sync_failed_{false};
+  absl::Mutex writers_mu_;
+  absl::flat_hash_map<ext4::InodeNumber, uint32_t> writers_
+      ABSL_GUARDED_BY(writers_mu_);
 };
 
 }  // namespace e4fs

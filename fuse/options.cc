@@ -152,6 +152,10 @@ absl::Status ApplyOption(std::string_view option, ServerOptions* opts) {
       opts->mount.no_recovery = true;
     } else if (key == "fakeroot") {
       opts->fakeroot = true;
+    } else if (key == "writeback_cache") {
+      opts->writeback_cache = true;
+    } else if (key == "nowriteback_cache") {
+      opts->writeback_cache = false;
     } else if (key == "allow_other") {
       opts->allow_other = true;
     } else if (key == "debug") {
@@ -366,7 +370,12 @@ std::string UsageText() {
       "    -o allow_other         let every user in; turns on\n"
       "                           default_permissions\n"
       "    -o fakeroot            no permission checks: with allow_other,\n"
-      "                           every user has the owner's access\n"
+      "                           every user has the owner's access;\n"
+      "                           new files belong to root\n"
+      "    -o writeback_cache     read-write: the kernel caches writes and\n"
+      "                           sends them later (the default)\n"
+      "    -o nowriteback_cache   read-write: every write(2) reaches the\n"
+      "                           image through the server at once\n"
       "    -o cache_size=SIZE     metadata block cache (K, M, G suffixes)\n"
       "    -o inode_cache=N       unused in-core inodes kept\n"
       "    -o entry_timeout=SECS  kernel name cache lifetime (86400)\n"

@@ -46,6 +46,10 @@ struct ServerOptions {
   // left off, so every user sees the image as its owner would.
   bool fakeroot = false;
 
+  // Let the kernel cache writes on a read-write mount (-o writeback_cache,
+  // the default; -o nowriteback_cache sends every write(2) through).
+  bool writeback_cache = true;
+
   // Kernel cache lifetimes, in seconds. This server is the only writer of
   // the image, so the kernel may keep what it learns for a long time.
   double entry_timeout = 86400;

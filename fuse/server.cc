@@ -110,6 +110,9 @@ bool HasForwardedOption(const ServerOptions& options, const char* option) {
 
 int Serve(ServerOptions options) {
   options.image = AbsolutePath(options.image);
+  // Unmounting at the end (on SIGTERM) goes by this path, after the daemon
+  // has left its working directory.
+  options.mountpoint = AbsolutePath(options.mountpoint);
 
   absl::StatusOr<std::unique_ptr<ext4::io::BlockDevice>> device =
       ext4::io::OpenFileDevice(options.image, options.mount.read_only,
@@ -134,10 +137,15 @@ int Serve(ServerOptions options) {
   adapter_options.entry_timeout = options.entry_timeout;
   adapter_options.attr_timeout = options.attr_timeout;
   adapter_options.negative_timeout = options.negative_timeout;
-  // ACLs are enforced wherever the kernel checks permissions.
-  adapter_options.posix_acl =
+  // LibfuseArguments() turns default_permissions on with allow_other unless
+  // fakeroot is given.
+  adapter_options.default_permissions =
       (options.allow_other && !options.fakeroot) ||
       HasForwardedOption(options, "default_permissions");
+  // ACLs are enforced wherever the kernel checks permissions.
+  adapter_options.posix_acl = adapter_options.default_permissions;
+  adapter_options.fakeroot = options.fakeroot;
+  adapter_options.writeback_cache = options.writeback_cache;
   Adapter adapter(**fs, adapter_options);
 
   {
@@ -175,6 +183,9 @@ int Serve(ServerOptions options) {
       return 1;
     }
   }
+  // The session's end (above) wrote everything back through the adapter's
+  // destroy; it has logged why if that failed.
+  if (adapter.final_sync_failed()) return 1;
   return 0;
 }
 

@@ -7,7 +7,6 @@
 #include <string_view>
 
 #include "absl/status/status.h"
-
 #include "ext4/format/endian.h"
 
 namespace ext4::format {

@@ -36,7 +36,8 @@ inline void Put16(MutableBytes data, size_t offset, uint16_t value) {
   data[offset + 1] = static_cast<uint8_t>(value >> 8);
 }
 inline void Put32(MutableBytes data, size_t offset, uint32_t value) {
-  for (int i = 0; i < 4; ++i) data[offset + i] = static_cast<uint8_t>(value >> (8 * i));
+  for (int i = 0; i < 4; ++i)
+    data[offset + i] = static_cast<uint8_t>(value >> (8 * i));
 }
 inline void Put64(MutableBytes data, size_t offset, uint64_t value) {
   Put32(data, offset, static_cast<uint32_t>(value));

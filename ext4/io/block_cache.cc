@@ -14,12 +14,11 @@ BlockCache::BlockCache(BlockDevice& device, uint32_t block_size,
 
 absl::StatusOr<BlockRef> BlockCache::Read(uint64_t block) {
   if (block >= block_count_) {
-    return Corrupt(absl::StrCat("block ", block,
-                                " is outside the filesystem (", block_count_,
-                                " blocks)"));
+    return Corrupt(absl::StrCat("block ", block, " is outside the filesystem (",
+                                block_count_, " blocks)"));
   }
-  auto handle = cache_.GetOrLoad(
-      block, [&]() -> absl::StatusOr<std::unique_ptr<Entry>> {
+  auto handle =
+      cache_.GetOrLoad(block, [&]() -> absl::StatusOr<std::unique_ptr<Entry>> {
         auto bytes = std::make_shared<std::vector<uint8_t>>(block_size_);
         E4_RETURN_IF_ERROR(device_.ReadAt(block * block_size_, *bytes));
         device_reads_.fetch_add(1, std::memory_order_relaxed);
@@ -36,12 +35,12 @@ absl::StatusOr<BlockRef> BlockCache::Read(uint64_t block) {
 
 absl::Status BlockCache::Write(uint64_t block, BlockRef bytes) {
   if (block >= block_count_ || bytes->size() != block_size_) {
-    return Corrupt(absl::StrCat("write of block ", block,
-                                " outside the filesystem"));
+    return Corrupt(
+        absl::StrCat("write of block ", block, " outside the filesystem"));
   }
   E4_RETURN_IF_ERROR(device_.WriteAt(block * block_size_, *bytes));
-  auto handle = cache_.GetOrLoad(
-      block, [&]() -> absl::StatusOr<std::unique_ptr<Entry>> {
+  auto handle =
+      cache_.GetOrLoad(block, [&]() -> absl::StatusOr<std::unique_ptr<Entry>> {
         auto entry = std::make_unique<Entry>();
         absl::MutexLock lock(&entry->mu);
         entry->bytes = bytes;

@@ -1,11 +1,11 @@
 // A BlockDevice over a file or a block device, read with pread and written
 // with pwrite at a fixed offset (the filesystem may start inside the file).
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <linux/fs.h>
 
 #include <cerrno>
 #include <cstring>
@@ -26,9 +26,9 @@ class FileBlockDevice final : public BlockDevice {
 
   absl::Status ReadAt(uint64_t offset, std::span<uint8_t> out) override {
     if (offset > size_ || out.size() > size_ - offset) {
-      return ErrnoError(EIO, absl::StrCat("read of ", out.size(),
-                                          " bytes at ", offset,
-                                          " is past the end of the image"));
+      return ErrnoError(
+          EIO, absl::StrCat("read of ", out.size(), " bytes at ", offset,
+                            " is past the end of the image"));
     }
     size_t done = 0;
     while (done < out.size()) {
@@ -51,9 +51,9 @@ class FileBlockDevice final : public BlockDevice {
                        std::span<const uint8_t> data) override {
     if (read_only_) return ErrnoError(EROFS, "device is read-only");
     if (offset > size_ || data.size() > size_ - offset) {
-      return ErrnoError(EIO, absl::StrCat("write of ", data.size(),
-                                          " bytes at ", offset,
-                                          " is past the end of the image"));
+      return ErrnoError(
+          EIO, absl::StrCat("write of ", data.size(), " bytes at ", offset,
+                            " is past the end of the image"));
     }
     size_t done = 0;
     while (done < data.size()) {
@@ -72,7 +72,8 @@ class FileBlockDevice final : public BlockDevice {
   absl::Status Flush() override {
     if (read_only_) return absl::OkStatus();
     if (fdatasync(fd_) != 0) {
-      return ErrnoError(errno, absl::StrCat("fdatasync: ", std::strerror(errno)));
+      return ErrnoError(errno,
+                        absl::StrCat("fdatasync: ", std::strerror(errno)));
     }
     return absl::OkStatus();
   }

@@ -19,7 +19,8 @@ class MemoryBlockDevice final : public BlockDevice {
     if (offset > bytes_.size() || out.size() > bytes_.size() - offset) {
       return ErrnoError(EIO, absl::StrCat("read at ", offset, " past the end"));
     }
-    if (!out.empty()) std::memcpy(out.data(), bytes_.data() + offset, out.size());
+    if (!out.empty())
+      std::memcpy(out.data(), bytes_.data() + offset, out.size());
     return absl::OkStatus();
   }
 
@@ -28,9 +29,11 @@ class MemoryBlockDevice final : public BlockDevice {
     absl::MutexLock lock(&mu_);
     if (read_only_) return ErrnoError(EROFS, "device is read-only");
     if (offset > bytes_.size() || data.size() > bytes_.size() - offset) {
-      return ErrnoError(EIO, absl::StrCat("write at ", offset, " past the end"));
+      return ErrnoError(EIO,
+                        absl::StrCat("write at ", offset, " past the end"));
     }
-    if (!data.empty()) std::memcpy(bytes_.data() + offset, data.data(), data.size());
+    if (!data.empty())
+      std::memcpy(bytes_.data() + offset, data.data(), data.size());
     return absl::OkStatus();
   }
 

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# rw_mount_test.sh [E4FS]
+#
+# Read-write mounts across the feature matrix: the same sequence of
+# operations (tests/rw_ops.sh) runs on a reference directory and on a fresh
+# image mounted read-write through e4fs. The mounted tree must match the
+# reference, `e2fsck -fn` must be clean after the unmount (which must also
+# mark the filesystem clean), and the kernel's own ext4 mount of the image
+# must read back the same tree. ext2/ext3 images must be refused read-write
+# with a clear message.
+set -uo pipefail
+
+source "$(dirname "$0")/testlib.sh"
+require_root_fuse
+command -v setfattr >/dev/null || skip "setfattr (package attr) is not installed"
+resolve_e4fs "${1:-}"
+compare=$(runfile tests/compare_tree.py) || exit 1
+ops=$(runfile tests/rw_ops.sh) || exit 1
+
+# name | mke2fs options | compare_tree.py flags
+configs=(
+  "ext4||"
+  "ext4-nocsum-no64bit|-O ^metadata_csum,^64bit|"
+  "ext4-1k-blocks|-b 1024|"
+  "ext4-128-inodes|-I 128|--mtime-precision=s"
+  "ext4-inline_data|-O inline_data|"
+  "ext4-large_dir|-O large_dir|"
+)
+
+work=$(make_workdir e4fs-rw) || exit 1
+cleanup() {
+  for m in "$work"/mnt "$work"/kmnt; do
+    if is_mounted "$m"; then fuse_unmount "$m" || umount -l "$m"; fi
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/mnt" "$work/kmnt"
+# The reference runs on a disk filesystem (tmpfs lacks fallocate's zero
+# range); where loop mounts work, on the kernel's own ext4.
+refbase=$(mktemp -d "${TEST_TMPDIR:-/tmp}/e4fs-ref.XXXXXX")
+trap 'cleanup; umount "$refbase/mnt" 2>/dev/null; rm -rf "$refbase"' EXIT
+mkdir -p "$refbase/mnt"
+if mke2fs -q -F -t ext4 "$refbase/ref.img" 512M >/dev/null 2>&1 &&
+  mount -o loop "$refbase/ref.img" "$refbase/mnt" 2>/dev/null; then
+  echo "reference: the kernel's ext4"
+else
+  echo "reference: a directory on $(df -T "$refbase" | awk 'NR==2 {print $2}')"
+fi
+mkdir -p "$refbase/mnt/ref"
+ln -s "$refbase/mnt/ref" "$work/ref"
+
+echo "binary under test: $E4FS"
+"$ops" "$work/ref" || { echo "FAIL: the operations fail on the reference directory"; exit 1; }
+kernel=0
+kernel_loop_ok "$work" && kernel=1
+[ "$kernel" = 1 ] || echo "SKIP: loop mounts unavailable; the kernel cross-check is skipped"
+
+failed=0
+for c in "${configs[@]}"; do
+  IFS='|' read -r name opts flags <<<"$c"
+  img="$work/$name.img"
+  result=PASS
+  why=""
+  # shellcheck disable=SC2086
+  mke2fs -q -F -t ext4 $opts "$img" 512M >/dev/null 2>&1 || { result=FAIL; why="mke2fs failed"; }
+  if [ $result = PASS ]; then
+    if ! timeout 20 "$E4FS" "$img" "$work/mnt" -o rw || ! wait_mounted "$work/mnt"; then
+      result=FAIL; why="mount failed"
+    fi
+  fi
+  if [ $result = PASS ]; then
+    if ! out=$(timeout 600 "$ops" "$work/mnt" 2>&1); then
+      result=FAIL; why="operations failed: $(echo "$out" | tail -5)"
+    elif ! out=$(python3 "$compare" $flags --no-d-ino "$work/ref/tree" "$work/mnt/tree" 2>&1); then
+      result=FAIL; why="mounted tree differs: $(echo "$out" | head -20)"
+    fi
+    fuse_unmount "$work/mnt" || { result=FAIL; why="$why; unmount failed"; }
+    wait_closed "$img" 20 || { result=FAIL; why="$why; server did not exit"; }
+  fi
+  if [ $result = PASS ]; then
+    if ! out=$(e2fsck -fn "$img" 2>&1); then
+      result=FAIL; why="e2fsck -fn: $(echo "$out" | head -30)"
+    elif ! dumpe2fs -h "$img" 2>/dev/null | grep -q '^Filesystem state: *clean$'; then
+      result=FAIL; why="the unmount did not mark the filesystem clean"
+    fi
+  fi
+  if [ $result = PASS ] && [ "$kernel" = 1 ]; then
+    if mount -o loop,ro "$img" "$work/kmnt"; then
+      out=$(python3 "$compare" $flags "$work/ref/tree" "$work/kmnt/tree" 2>&1) ||
+        { result=FAIL; why="kernel mount differs: $(echo "$out" | head -20)"; }
+      umount "$work/kmnt"
+    else
+      result=FAIL; why="the kernel cannot mount the image"
+    fi
+  fi
+  echo "$result: $name${why:+ — $why}"
+  [ $result = PASS ] || failed=1
+  rm -f "$img"
+done
+
+# ext2/ext3: a read-write mount is refused with one clear line.
+for t in ext2 ext3; do
+  img="$work/$t.img"
+  mke2fs -q -F -t $t "$img" 16M >/dev/null 2>&1
+  if err=$(timeout 20 "$E4FS" "$img" "$work/mnt" -o rw 2>&1); then
+    echo "FAIL: $t read-write mount was accepted"; failed=1
+    fuse_unmount "$work/mnt"
+  elif ! grep -q "ro" <<<"$err"; then
+    echo "FAIL: $t refusal does not say what to do: $err"; failed=1
+  else
+    echo "PASS: $t read-write refused ($err)"
+  fi
+done
+exit $failed
