@@ -290,7 +290,7 @@ class Comparer:
         kind = stat.S_IFMT(ss.st_mode)
         if kind != stat.S_IFDIR and ss.st_size != ms.st_size:
             self.diff(rel, "size: src %d, mnt %d" % (ss.st_size, ms.st_size))
-        elif kind == stat.S_IFREG:
+        elif kind == stat.S_IFREG and ss.st_size > 0:
             try:
                 a = content_digest(sp, ss.st_size)
             except OSError as e:

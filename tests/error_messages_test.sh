@@ -93,7 +93,7 @@ unmount_and_wait() { # IMAGE
 
 printf 'hello\n' >"$work/src/hello.txt"
 good=$work/good.img
-mke2fs -q -F -t ext4 -d "$work/src" "$good" 16M || { echo "FAIL: mke2fs"; exit 1; }
+mke2fs -q -F -t ext4 -d "$work/src" "$good" 16M >/dev/null || { echo "FAIL: mke2fs"; exit 1; }
 
 # 1. A missing image.
 expect_error "missing image" "No such file" "$work/does-not-exist.img" -o ro
@@ -104,7 +104,7 @@ expect_error "zero-filled file (not ext)" "not an ext" "$work/zeros.img" -o ro
 
 # 3. Incompat features e4fs does not support: casefold (a real, valid image),
 # and a bit no version of ext4 defines.
-if mke2fs -q -F -t ext4 -O casefold -d "$work/src" "$work/casefold.img" 16M 2>/dev/null; then
+if mke2fs -q -F -t ext4 -O casefold -d "$work/src" "$work/casefold.img" 16M >/dev/null 2>&1; then
   expect_error "unsupported incompat feature (casefold)" "casefold" "$work/casefold.img" -o ro
 else
   echo "SKIP unsupported incompat feature (casefold): this mke2fs cannot make one"
@@ -152,7 +152,7 @@ recov=$work/recovery.img
 if ! kernel_loop_ok "$work"; then
   echo "SKIP needs-recovery journal: kernel loop mounts do not work here"
 else
-  mke2fs -q -F -t ext4 "$recov" 64M
+  mke2fs -q -F -t ext4 "$recov" 64M >/dev/null
   made=0
   if mount -o loop "$recov" "$work/kmnt"; then
     for i in 1 2 3; do echo "file $i" >"$work/kmnt/f$i"; done

@@ -60,7 +60,7 @@ echo "binary under test: $E4FS (as $link, subtype fuse.$subtype)"
 mkdir -p "$work/src" "$mnt"
 printf 'mounted through mount.fuse3\n' >"$work/src/hello.txt"
 img=$work/helper.img
-mke2fs -q -F -t ext4 -d "$work/src" "$img" 16M || { echo "FAIL: mke2fs"; exit 1; }
+mke2fs -q -F -t ext4 -d "$work/src" "$img" 16M >/dev/null || { echo "FAIL: mke2fs"; exit 1; }
 sha=$(image_sha "$img")
 
 failed=0

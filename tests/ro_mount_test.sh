@@ -176,7 +176,7 @@ for i in "${!configs[@]}"; do
   if is_mounted "$mnt"; then
     # shellcheck disable=SC2086
     if ! python3 "$compare" $cflags ${COMPARE_ARGS:-} "$work/src" "$mnt" >"$img.compare" 2>&1; then
-      errs+=("compare_tree: $(tail -1 "$img.compare")")
+      errs+=("$(tail -1 "$img.compare")")
     fi
     if sf=$(stat -f -c '%S %b %f %c %d' "$mnt" 2>&1); then
       read -r bsize blocks _ files _ <<<"$sf"
@@ -189,7 +189,7 @@ for i in "${!configs[@]}"; do
     [[ ",$opts_seen," == *,ro,* ]] || errs+=("/proc/mounts options '$opts_seen' lack ro")
     fuse_unmount "$mnt" || errs+=("unmount failed")
   fi
-  wait_closed "$img" 10 || errs+=("the server still holds the image 10 s after the unmount")
+  wait_closed "$img" 30 || errs+=("the server still holds the image 30 s after the unmount")
   fuse_secs=$((SECONDS - t))
   [ "$(image_sha "$img")" = "$sha_before" ] || errs+=("the read-only mount changed the image")
   e2fsck -fn "$img" >"$img.e2fsck1" 2>&1 || errs+=("e2fsck -fn after the mount: $(grep -v '^Pass\|^e2fsck' "$img.e2fsck1" | head -3 | tr '\n' ' ')")
