@@ -21,7 +21,7 @@ if [ $# -eq 0 ]; then
   if mountpoint -q "$demo/mnt"; then fusermount3 -u "$demo/mnt" || umount "$demo/mnt"; fi
   rm -rf "$demo/src"
   testdata/make_tree.sh "$demo/src" >/dev/null
-  mke2fs -q -F -t ext4 -d "$demo/src" "$demo/demo.img" 256M
+  mke2fs -q -F -t ext4 -d "$demo/src" "$demo/demo.img" 1G >/dev/null
   e4fs "$demo/demo.img" "$demo/mnt" -o ro
   echo "mounted $demo/demo.img read-only on $demo/mnt; unmount with: fusermount3 -u $demo/mnt"
   ls "$demo/mnt"
