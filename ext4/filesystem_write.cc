@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
 #include <random>
 
@@ -167,6 +169,19 @@ absl::StatusOr<std::pair<uint64_t, uint32_t>> FilesystemImpl::InodeLocation(
 }
 
 absl::Status FilesystemImpl::WriteInode(Transaction& tx, InCoreInode& node) {
+  // Times outside what the inode can store are clamped, as the kernel does:
+  // 32-bit seconds without the extra fields, 34 bits with them.
+  const bool wide = node.inode.extra_isize >= 4 * 4;
+  const int64_t lowest = INT32_MIN;
+  const int64_t highest = wide ? (int64_t{1} << 34) + INT32_MIN - 1 : INT32_MAX;
+  for (format::InodeTime* t : {&node.inode.atime, &node.inode.mtime,
+                               &node.inode.ctime, &node.inode.crtime}) {
+    if (t->sec < lowest || t->sec > highest) {
+      t->sec = std::clamp(t->sec, lowest, highest);
+      t->nsec = 0;
+    }
+    if (!wide) t->nsec = 0;
+  }
   E4_ASSIGN_OR_RETURN(auto location, InodeLocation(node.ino));
   E4_ASSIGN_OR_RETURN(format::MutableBytes block, tx.Modify(location.first));
   format::MutableBytes slot = block.subspan(location.second, sb_.inode_size());

@@ -122,3 +122,6 @@ setfattr -n user.replaced -v first tree/moved-odd
 setfattr -n user.replaced -v second tree/moved-odd
 # Pin every timestamp so the trees compare exactly.
 find tree -depth -exec touch -h -d @1000000000 {} +
+# Nanoseconds and a date past 2038 (clamped where the inode cannot hold it).
+touch -h -d '2040-02-03 04:05:06.123456789' tree/a/exact-block
+touch -h -d '1999-12-31 23:59:59.5' tree/moved-odd
