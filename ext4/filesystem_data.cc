@@ -34,8 +34,9 @@ absl::Status FilesystemImpl::ConvertInlineData(Transaction& tx,
   XattrWriteContext xctx{sb_.block_size(), sb_.metadata_csum(),
                          sb_.checksum_seed(), sb_.inode_size(),
                          sb_.has_incompat(format::kIncompatEaInode)};
-  absl::Status removed = ext4::RemoveXattr(tx, xctx, node.inode, node.raw,
-                                           *allocator_, "system.data");
+  // system.data: index 7 ("system."), name "data".
+  absl::Status removed = RemoveXattrIndexed(tx, xctx, node.inode, node.raw,
+                                            *allocator_, 7, "data");
   if (!removed.ok() && ErrnoOf(removed) != ENODATA) return removed;
   std::array<uint8_t, 60> inline_block = node.inode.block;
   node.inode.flags &= ~format::kInodeFlagInlineData;
