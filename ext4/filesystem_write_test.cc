@@ -1,0 +1,204 @@
+// The write side through the engine's public API, on images made by mke2fs:
+// what the FUSE-level tests cannot reach quickly (65,000 subdirectories,
+// orphans across the last release, unnamed files, a full filesystem), each
+// ending with e2fsck -fn clean.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "ext4/filesystem.h"
+#include "gtest/gtest.h"
+
+namespace ext4 {
+namespace {
+
+constexpr char kMke2fs[] = "/usr/sbin/mke2fs";
+constexpr char kE2fsck[] = "/usr/sbin/e2fsck";
+
+class FilesystemWriteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access(kMke2fs, X_OK) != 0 || access(kE2fsck, X_OK) != 0) {
+      GTEST_SKIP() << "e2fsprogs are not installed";
+    }
+    const char* base = std::getenv("TEST_TMPDIR");
+    std::string tmpl = std::string(base ? base : "/tmp") + "/fsw.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    image_ = dir_ + "/img";
+  }
+  void TearDown() override {
+    fs_.reset();
+    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+  }
+
+  void Make(const std::string& args, const std::string& size) {
+    ASSERT_EQ(std::system(absl::StrCat(kMke2fs, " -q -F -t ext4 ", args, " ",
+                                       image_, " ", size, " >/dev/null 2>&1")
+                              .c_str()),
+              0);
+    Mount();
+  }
+  void Mount() {
+    auto device = io::OpenFileDevice(image_, /*read_only=*/false);
+    ASSERT_TRUE(device.ok()) << device.status();
+    MountOptions options;
+    options.read_only = false;
+    auto fs = Filesystem::Open(std::move(*device), options);
+    ASSERT_TRUE(fs.ok()) << fs.status();
+    fs_ = std::move(*fs);
+  }
+  // Unmounts cleanly and runs the oracle.
+  void ExpectClean() {
+    ASSERT_TRUE(fs_->SyncAll().ok());
+    fs_.reset();
+    std::string out = dir_ + "/fsck.out";
+    int rc = std::system(
+        absl::StrCat(kE2fsck, " -fn ", image_, " >", out, " 2>&1").c_str());
+    if (rc != 0) std::system(("cat " + out).c_str());
+    EXPECT_EQ(rc, 0);
+  }
+
+  std::string dir_, image_;
+  std::unique_ptr<Filesystem> fs_;
+  Credentials root_;
+};
+
+TEST_F(FilesystemWriteTest, DirNlinkPast65000Subdirectories) {
+  Make("-b 1024 -N 70000 -I 128", "128M");
+  auto top = fs_->MakeDirectory(kRootInode, "top", 0755, root_);
+  ASSERT_TRUE(top.ok()) << top.status();
+  constexpr int kDirs = 65010;
+  for (int i = 0; i < kDirs; ++i) {
+    auto made = fs_->MakeDirectory(top->ino, absl::StrCat("d", i), 0755, root_);
+    ASSERT_TRUE(made.ok()) << i << ": " << made.status();
+  }
+  // Past the limit the count reads 1: "more than can be counted".
+  EXPECT_EQ(fs_->GetAttr(top->ino)->nlink, 1u);
+  ASSERT_TRUE(fs_->RemoveDirectory(top->ino, "d0").ok());
+  EXPECT_EQ(fs_->GetAttr(top->ino)->nlink, 1u);
+  ExpectClean();
+}
+
+TEST_F(FilesystemWriteTest, UnlinkedOpenFileLivesUntilItsLastRelease) {
+  Make("", "64M");
+  auto file = fs_->Create(kRootInode, "f", 0644, root_);
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(fs_->OpenFile(file->ino).ok());
+  std::vector<uint8_t> data(100000, 0x5A);
+  ASSERT_TRUE(fs_->Write(file->ino, 0, data, root_).ok());
+  ASSERT_TRUE(fs_->Unlink(kRootInode, "f").ok());
+  EXPECT_EQ(ErrnoOf(fs_->Lookup(kRootInode, "f").status()), ENOENT);
+  // Still readable and writable through the open file.
+  std::vector<uint8_t> back(100000);
+  ASSERT_EQ(*fs_->Read(file->ino, 0, back), back.size());
+  EXPECT_EQ(back, data);
+  ASSERT_TRUE(fs_->Write(file->ino, 100000, data, root_).ok());
+  EXPECT_EQ(fs_->GetAttr(file->ino)->nlink, 0u);
+  auto before = fs_->StatFs();
+  ASSERT_TRUE(fs_->Release(file->ino).ok());
+  auto after = fs_->StatFs();
+  EXPECT_EQ(after->free_inodes, before->free_inodes + 1);
+  EXPECT_GT(after->free_blocks, before->free_blocks + 40);
+  ExpectClean();
+}
+
+TEST_F(FilesystemWriteTest, UnnamedFileIsLinkedInOrVanishes) {
+  Make("", "64M");
+  auto kept = fs_->CreateUnnamed(kRootInode, 0600, root_);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  ASSERT_TRUE(fs_->OpenFile(kept->ino).ok());
+  std::vector<uint8_t> data(5000, 7);
+  ASSERT_TRUE(fs_->Write(kept->ino, 0, data, root_).ok());
+  ASSERT_TRUE(fs_->Link(kept->ino, kRootInode, "kept").ok());
+  ASSERT_TRUE(fs_->Release(kept->ino).ok());
+  auto gone = fs_->CreateUnnamed(kRootInode, 0600, root_);
+  ASSERT_TRUE(gone.ok());
+  ASSERT_TRUE(fs_->OpenFile(gone->ino).ok());
+  ASSERT_TRUE(fs_->Write(gone->ino, 0, data, root_).ok());
+  ASSERT_TRUE(fs_->Release(gone->ino).ok());
+  EXPECT_EQ(*fs_->ResolvePath("kept"), kept->ino);
+  EXPECT_EQ(fs_->GetAttr(kept->ino)->size, 5000u);
+  ExpectClean();
+}
+
+TEST_F(FilesystemWriteTest, FullFilesystemLosesNothing) {
+  Make("-N 64", "8M");
+  std::vector<uint8_t> keep(300000);
+  for (size_t i = 0; i < keep.size(); ++i)
+    keep[i] = static_cast<uint8_t>(i * 7);
+  auto precious = fs_->Create(kRootInode, "precious", 0644, root_);
+  ASSERT_TRUE(precious.ok());
+  ASSERT_TRUE(fs_->Write(precious->ino, 0, keep, root_).ok());
+  // Fill the blocks: writes end in ENOSPC, never in corruption.
+  auto filler = fs_->Create(kRootInode, "filler", 0644, root_);
+  ASSERT_TRUE(filler.ok());
+  std::vector<uint8_t> chunk(1 << 20, 1);
+  absl::Status status;
+  Credentials user{1000, 1000, {}};
+  for (uint64_t offset = 0; status.ok(); offset += chunk.size()) {
+    status = fs_->Write(filler->ino, offset, chunk, user).status();
+  }
+  EXPECT_EQ(ErrnoOf(status), ENOSPC);
+  // Fill the inodes.
+  for (int i = 0; status.ok() || ErrnoOf(status) != ENOSPC; ++i) {
+    status =
+        fs_->Create(kRootInode, absl::StrCat("n", i), 0644, root_).status();
+    ASSERT_LT(i, 100);
+  }
+  EXPECT_EQ(ErrnoOf(status), ENOSPC);
+  std::vector<uint8_t> back(keep.size());
+  ASSERT_EQ(*fs_->Read(precious->ino, 0, back), back.size());
+  EXPECT_EQ(back, keep);
+  // Freeing space makes room again.
+  ASSERT_TRUE(fs_->Unlink(kRootInode, "filler").ok());
+  EXPECT_TRUE(fs_->Write(precious->ino, keep.size(), keep, root_).ok());
+  ExpectClean();
+}
+
+TEST_F(FilesystemWriteTest, ErrnosOfTheKernel) {
+  Make("", "64M");
+  auto dir = fs_->MakeDirectory(kRootInode, "d", 0755, root_);
+  ASSERT_TRUE(dir.ok());
+  auto file = fs_->Create(dir->ino, "f", 0644, root_);
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(ErrnoOf(fs_->Create(dir->ino, "f", 0644, root_).status()), EEXIST);
+  EXPECT_EQ(ErrnoOf(fs_->MakeDirectory(kRootInode, "d", 0755, root_).status()),
+            EEXIST);
+  EXPECT_EQ(ErrnoOf(fs_->RemoveDirectory(kRootInode, "d")), ENOTEMPTY);
+  EXPECT_EQ(ErrnoOf(fs_->Unlink(kRootInode, "d")), EISDIR);
+  EXPECT_EQ(ErrnoOf(fs_->RemoveDirectory(dir->ino, "f")), ENOTDIR);
+  EXPECT_EQ(
+      ErrnoOf(
+          fs_->Create(kRootInode, std::string(256, 'x'), 0644, root_).status()),
+      ENAMETOOLONG);
+  EXPECT_EQ(ErrnoOf(fs_->Link(dir->ino, kRootInode, "dirlink").status()),
+            EPERM);
+  EXPECT_EQ(ErrnoOf(fs_->Rename(kRootInode, "d", dir->ino, "inside", 0)),
+            EINVAL);
+  EXPECT_EQ(ErrnoOf(fs_->Rename(dir->ino, "f", kRootInode, "d", 0)), EISDIR);
+  EXPECT_EQ(ErrnoOf(fs_->Rename(kRootInode, "missing", kRootInode, "x", 0)),
+            ENOENT);
+  EXPECT_EQ(
+      ErrnoOf(fs_->Rename(dir->ino, "f", kRootInode, "d", kRenameNoReplace)),
+      EEXIST);
+  EXPECT_EQ(ErrnoOf(fs_->Write(file->ino, uint64_t{1} << 50,
+                               std::vector<uint8_t>(1), root_)
+                        .status()),
+            EFBIG);
+  EXPECT_EQ(ErrnoOf(fs_->GetXattr(file->ino, "user.none").status()), ENODATA);
+  EXPECT_EQ(ErrnoOf(fs_->SetXattr(file->ino, "user.a", "1", kXattrReplace)),
+            ENODATA);
+  ASSERT_TRUE(fs_->SetXattr(file->ino, "user.a", "1", kXattrCreate).ok());
+  EXPECT_EQ(ErrnoOf(fs_->SetXattr(file->ino, "user.a", "1", kXattrCreate)),
+            EEXIST);
+  EXPECT_EQ(ErrnoOf(fs_->Seek(file->ino, 0, SEEK_DATA).status()), ENXIO);
+  ExpectClean();
+}
+
+}  // namespace
+}  // namespace ext4
