@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "ext4/format/checksum.h"
 #include "ext4/format/endian.h"
+#include "ext4/overhead.h"
 
 namespace ext4 {
 namespace {
@@ -383,18 +384,43 @@ absl::StatusOr<std::string> FilesystemImpl::ReadLink(InodeNumber ino) {
   return target;
 }
 
+absl::StatusOr<uint64_t> FilesystemImpl::Overhead() {
+  // Computed once, on first use: mounting stays cheap on huge images.
+  absl::MutexLock lock(&overhead_mu_);
+  if (overhead_) return *overhead_;
+  uint64_t journal_blocks = 0;
+  if (sb_.has_compat(format::kCompatHasJournal) && sb_.journal_inum != 0 &&
+      !sb_.has_incompat(format::kIncompatJournalDev)) {
+    E4_ASSIGN_OR_RETURN(InodeHandle journal, GetInode(sb_.journal_inum));
+    journal_blocks = journal->inode.size / sb_.block_size();
+  }
+  E4_ASSIGN_OR_RETURN(
+      uint64_t overhead,
+      OverheadBlocks(
+          sb_, [this](uint32_t group) { return GetGroup(group); },
+          journal_blocks));
+  overhead_ = overhead;
+  return overhead;
+}
+
 absl::StatusOr<FsStats> FilesystemImpl::StatFs() {
   absl::ReaderMutexLock lock(&mu_);
   FsStats stats;
   stats.block_size = sb_.block_size();
-  uint64_t overhead =
-      sb_.overhead_clusters * (sb_.cluster_size() / sb_.block_size());
-  stats.blocks = sb_.blocks_count > overhead ? sb_.blocks_count - overhead
-                                             : sb_.blocks_count;
+  E4_ASSIGN_OR_RETURN(uint64_t overhead, Overhead());
+  stats.blocks = sb_.blocks_count > overhead ? sb_.blocks_count - overhead : 0;
+  // On a read-write mount the allocator keeps these exact; a read-only
+  // mount reports what the superblock recorded.
   stats.free_blocks = sb_.free_blocks_count;
-  stats.available_blocks = sb_.free_blocks_count > sb_.r_blocks_count
-                               ? sb_.free_blocks_count - sb_.r_blocks_count
-                               : 0;
+  // Like the kernel, keep back the root reserve and, on extent filesystems,
+  // 2% (at most 4096 clusters) for metadata that writes may still need.
+  uint64_t reserve = sb_.r_blocks_count;
+  if (sb_.has_incompat(format::kIncompatExtents)) {
+    uint64_t ratio = sb_.cluster_size() / sb_.block_size();
+    reserve += std::min<uint64_t>(sb_.blocks_count / ratio / 50, 4096) * ratio;
+  }
+  stats.available_blocks =
+      sb_.free_blocks_count > reserve ? sb_.free_blocks_count - reserve : 0;
   stats.inodes = sb_.inodes_count;
   stats.free_inodes = sb_.free_inodes_count;
   stats.name_max = 255;

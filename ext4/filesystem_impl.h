@@ -5,6 +5,7 @@
 #define E4FS_EXT4_FILESYSTEM_IMPL_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -184,6 +185,8 @@ class FilesystemImpl final : public Filesystem {
   };
   void Rollback(bool reload_allocator) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Timestamp Now() const;
+  // Blocks statfs leaves out of f_blocks, as the kernel counts them.
+  absl::StatusOr<uint64_t> Overhead();
 
   std::unique_ptr<io::BlockDevice> device_;
   // Read operations hold it shared, write operations exclusive.
@@ -196,6 +199,8 @@ class FilesystemImpl final : public Filesystem {
   std::unique_ptr<BitmapAllocator> allocator_;  // read-write mounts only
   // Open counts: an unlinked inode lives on until its last release.
   absl::flat_hash_map<InodeNumber, uint64_t> open_counts_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex overhead_mu_;
+  std::optional<uint64_t> overhead_ ABSL_GUARDED_BY(overhead_mu_);
   // The running write operation's bookkeeping (see WriteScope).
   bool in_write_ = false;
   bool committed_ = false;

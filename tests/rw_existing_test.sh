@@ -64,6 +64,8 @@ for c in "ext4|" "ext4-inline_data|-O inline_data" "ext4-nocsum|-O ^metadata_csu
     if timeout 20 "$E4FS" "$img" "$work/mnt" -o ro && wait_mounted "$work/mnt"; then
       out=$(python3 "$compare" "$work/rmnt" "$work/mnt" 2>&1) ||
         { result=FAIL; why="e4fs's tree differs from the kernel's: $(echo "$out" | head -20)"; }
+      # statfs: blocks, free, available, inodes, free inodes.
+      e4fs_statfs=$(stat -f -c '%b %f %a %c %d' "$work/mnt")
       fuse_unmount "$work/mnt"
       wait_closed "$img" 20
     else
@@ -74,6 +76,9 @@ for c in "ext4|" "ext4-inline_data|-O inline_data" "ext4-nocsum|-O ^metadata_csu
     if mount -o loop,ro "$img" "$work/kmnt"; then
       out=$(python3 "$compare" "$work/rmnt" "$work/kmnt" 2>&1) ||
         { result=FAIL; why="the kernel reads e4fs's image differently: $(echo "$out" | head -20)"; }
+      kernel_statfs=$(stat -f -c '%b %f %a %c %d' "$work/kmnt")
+      [ "$e4fs_statfs" = "$kernel_statfs" ] ||
+        { result=FAIL; why="statfs differs: e4fs '$e4fs_statfs', kernel '$kernel_statfs'"; }
       umount "$work/kmnt"
     else
       result=FAIL; why="the kernel cannot mount e4fs's image"
