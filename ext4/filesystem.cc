@@ -45,6 +45,13 @@ absl::StatusOr<std::unique_ptr<Filesystem>> Filesystem::Open(
                         "read-write mounts of bigalloc filesystems are not "
                         "supported; mount with -o ro");
     }
+    if (sb.has_incompat(format::kIncompatMmp)) {
+      // Without the MMP updater another host could mount the image at the
+      // same time; refuse rather than risk it.
+      return ErrnoError(EROFS,
+                        "read-write mounts of filesystems with multi-mount "
+                        "protection (mmp) are not supported; mount with -o ro");
+    }
     if (device->read_only()) {
       return ErrnoError(EROFS, "the image is not writable; mount with -o ro");
     }
