@@ -3,7 +3,6 @@
 // way the kernel builds them, and e2fsck / dumpe2fs / debugfs as the oracles.
 #include "ext4/allocator.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,47 +22,21 @@
 #include "ext4/format/superblock.h"
 #include "ext4/io/block_cache.h"
 #include "ext4/io/block_device.h"
+#include "ext4/testing/image_tools.h"
 #include "ext4/transaction.h"
 #include "gtest/gtest.h"
 
 namespace ext4 {
 namespace {
 
-constexpr char kMke2fs[] = "/usr/sbin/mke2fs";
-constexpr char kE2fsck[] = "/usr/sbin/e2fsck";
-constexpr char kDebugfs[] = "/usr/sbin/debugfs";
-constexpr char kDumpe2fs[] = "/usr/sbin/dumpe2fs";
-
-bool HaveE2fsprogs() {
-  for (const char* tool : {kMke2fs, kE2fsck, kDebugfs, kDumpe2fs}) {
-    if (access(tool, X_OK) != 0) return false;
-  }
-  return true;
-}
-
-std::string TempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/alloc_test.XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  char* made = mkdtemp(buf.data());
-  return made ? std::string(made) : std::string();
-}
-
-// Runs a shell command; returns its exit status and fills `output` with its
-// stdout and stderr.
-int Run(const std::string& command, std::string* output) {
-  std::string full = command + " 2>&1";
-  FILE* pipe = popen(full.c_str(), "r");
-  if (pipe == nullptr) return -1;
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) text.append(buf, n);
-  int status = pclose(pipe);
-  if (output != nullptr) *output = std::move(text);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using ::ext4::testing::CommandResult;
+using ::ext4::testing::HaveE2fsprogs;
+using ::ext4::testing::kDebugfs;
+using ::ext4::testing::kDumpe2fs;
+using ::ext4::testing::kE2fsck;
+using ::ext4::testing::kMke2fs;
+using ::ext4::testing::MakeTempDir;
+using ::ext4::testing::RunCommand;
 
 struct Config {
   const char* name;
@@ -89,14 +62,15 @@ const Config kConfigs[] = {
 class Image {
  public:
   bool Make(const std::string& options, const std::string& size) {
-    dir_ = TempDir();
+    dir_ = MakeTempDir("alloc_test.");
     if (dir_.empty()) return false;
     path_ = dir_ + "/fs.img";
-    std::string out;
-    int rc = Run(
-        absl::StrCat(kMke2fs, " -q -F ", options, " ", path_, " ", size), &out);
-    if (rc != 0) ADD_FAILURE() << "mke2fs " << options << ": " << out;
-    return rc == 0;
+    const CommandResult made = RunCommand(
+        absl::StrCat(kMke2fs, " -q -F ", options, " ", path_, " ", size));
+    if (made.exit_code != 0) {
+      ADD_FAILURE() << "mke2fs " << options << ": " << made.output;
+    }
+    return made.exit_code == 0;
   }
 
   void Open() {
@@ -123,17 +97,16 @@ class Image {
 
   // e2fsck -fn: exit status and output.
   int Fsck(std::string* out) const {
-    return Run(absl::StrCat(kE2fsck, " -fn ", path_), out);
+    CommandResult result = RunCommand(absl::StrCat(kE2fsck, " -fn ", path_));
+    if (out != nullptr) *out = std::move(result.output);
+    return result.exit_code;
   }
   std::string Debugfs(const std::string& request) const {
-    std::string out;
-    Run(absl::StrCat(kDebugfs, " -R '", request, "' ", path_), &out);
-    return out;
+    return RunCommand(absl::StrCat(kDebugfs, " -R '", request, "' ", path_))
+        .output;
   }
   std::string Dumpe2fs(const std::string& flags = "") const {
-    std::string out;
-    Run(absl::StrCat(kDumpe2fs, " ", flags, " ", path_), &out);
-    return out;
+    return RunCommand(absl::StrCat(kDumpe2fs, " ", flags, " ", path_)).output;
   }
 
   const std::string& path() const { return path_; }
@@ -143,7 +116,7 @@ class Image {
 
   ~Image() {
     Close();
-    if (!dir_.empty()) Run("rm -rf " + dir_, nullptr);
+    if (!dir_.empty()) RunCommand("rm -rf " + dir_);
   }
 
  private:

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +25,7 @@
 #include "ext4/format/dx_hash.h"
 #include "ext4/format/endian.h"
 #include "ext4/format/htree.h"
+#include "ext4/testing/image_tools.h"
 #include "gtest/gtest.h"
 
 namespace ext4 {
@@ -443,7 +443,7 @@ struct HtreeCase {
   int entries;
 };
 
-class HtreeDirectoryTest : public testing::TestWithParam<HtreeCase> {};
+class HtreeDirectoryTest : public ::testing::TestWithParam<HtreeCase> {};
 
 TEST_P(HtreeDirectoryTest, LookupReadsOnePathAndListsEverything) {
   const HtreeCase& c = GetParam();
@@ -502,49 +502,49 @@ TEST_P(HtreeDirectoryTest, LookupReadsOnePathAndListsEverything) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, HtreeDirectoryTest,
-    testing::Values(HtreeCase{"one_level",
-                              1024,
-                              false,
-                              false,
-                              {format::kDxHashHalfMd4, 40, 100, 0},
-                              2000},
-                    HtreeCase{"one_level_csum_tea",
-                              4096,
-                              true,
-                              false,
-                              {format::kDxHashTea, 100, 500, 0},
-                              5000},
-                    HtreeCase{"two_levels",
-                              1024,
-                              false,
-                              false,
-                              {format::kDxHashHalfMd4, 8, 16, 1},
-                              5000},
-                    HtreeCase{"two_levels_csum_legacy",
-                              1024,
-                              true,
-                              false,
-                              {format::kDxHashLegacy, 8, 16, 1},
-                              5000},
-                    HtreeCase{"three_levels_large_dir",
-                              1024,
-                              true,
-                              true,
-                              {format::kDxHashHalfMd4, 4, 8, 2},
-                              5000},
-                    HtreeCase{"three_levels_4k",
-                              4096,
-                              false,
-                              true,
-                              {format::kDxHashTea, 3, 5, 2},
-                              1000},
-                    HtreeCase{"64k_blocks",
-                              65536,
-                              true,
-                              false,
-                              {format::kDxHashHalfMd4, 1000, 8, 1},
-                              5000}),
-    [](const testing::TestParamInfo<HtreeCase>& info) {
+    ::testing::Values(HtreeCase{"one_level",
+                                1024,
+                                false,
+                                false,
+                                {format::kDxHashHalfMd4, 40, 100, 0},
+                                2000},
+                      HtreeCase{"one_level_csum_tea",
+                                4096,
+                                true,
+                                false,
+                                {format::kDxHashTea, 100, 500, 0},
+                                5000},
+                      HtreeCase{"two_levels",
+                                1024,
+                                false,
+                                false,
+                                {format::kDxHashHalfMd4, 8, 16, 1},
+                                5000},
+                      HtreeCase{"two_levels_csum_legacy",
+                                1024,
+                                true,
+                                false,
+                                {format::kDxHashLegacy, 8, 16, 1},
+                                5000},
+                      HtreeCase{"three_levels_large_dir",
+                                1024,
+                                true,
+                                true,
+                                {format::kDxHashHalfMd4, 4, 8, 2},
+                                5000},
+                      HtreeCase{"three_levels_4k",
+                                4096,
+                                false,
+                                true,
+                                {format::kDxHashTea, 3, 5, 2},
+                                1000},
+                      HtreeCase{"64k_blocks",
+                                65536,
+                                true,
+                                false,
+                                {format::kDxHashHalfMd4, 1000, 8, 1},
+                                5000}),
+    [](const ::testing::TestParamInfo<HtreeCase>& info) {
       return std::string(info.param.label);
     });
 
@@ -638,7 +638,7 @@ TEST(HtreeDirectoryTest, FollowsCollisionContinuation) {
 // ---------------------------------------------------------------------------
 // Corrupt indexes.
 
-class CorruptHtreeTest : public testing::Test {
+class CorruptHtreeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ctx_ = MakeContext(1024, true, true);
@@ -940,26 +940,15 @@ TEST(InlineDirectoryTest, EmptyAndCorrupt) {
 // ---------------------------------------------------------------------------
 // Real images made by mke2fs, checked against debugfs.
 
-bool HaveTools() {
-  for (const char* tool :
-       {"/usr/sbin/mke2fs", "/usr/sbin/debugfs", "/usr/sbin/dumpe2fs",
-        "/usr/sbin/e2fsck", "/usr/sbin/tune2fs"}) {
-    if (access(tool, X_OK) != 0) return false;
-  }
-  return true;
-}
-
-// Runs a shell command; returns its exit status and standard output.
-std::pair<int, std::string> RunCommand(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen((command + " 2>/dev/null").c_str(), "r");
-  if (pipe == nullptr) return {-1, out};
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using ::ext4::testing::HaveTools;
+using ::ext4::testing::kDebugfs;
+using ::ext4::testing::kDumpe2fs;
+using ::ext4::testing::kE2fsck;
+using ::ext4::testing::kMke2fs;
+using ::ext4::testing::kTune2fs;
+using ::ext4::testing::MakeTempDir;
+using ::ext4::testing::RunCommand;
+using ::ext4::testing::StderrMode;
 
 std::string Field(const std::string& text, const std::string& key) {
   const size_t at = text.find(key);
@@ -1028,16 +1017,17 @@ struct ImageCase {
 
 void PrintTo(const ImageCase& c, std::ostream* os) { *os << c.label; }
 
-class RealImageTest : public testing::TestWithParam<ImageCase> {
+class RealImageTest : public ::testing::TestWithParam<ImageCase> {
  protected:
   void SetUp() override {
-    if (!HaveTools()) GTEST_SKIP() << "e2fsprogs (mke2fs, debugfs) not found";
-    std::string tmpl = testing::TempDir() + "/e4fs_dir_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    if (!HaveTools({kMke2fs, kDebugfs, kDumpe2fs, kE2fsck, kTune2fs}))
+      GTEST_SKIP() << "e2fsprogs (mke2fs, debugfs) not found";
+    dir_ = MakeTempDir("e4fs_dir_");
+    ASSERT_FALSE(dir_.empty());
   }
   void TearDown() override {
-    if (!dir_.empty()) RunCommand("rm -rf '" + dir_ + "'");
+    if (!dir_.empty())
+      RunCommand("rm -rf '" + dir_ + "'", StderrMode::kDiscard);
   }
 
   // Checks lookups of every name debugfs lists in /big, and listings, on
@@ -1052,12 +1042,14 @@ void RealImageTest::CheckBigDirectory(const std::string& img, bool expect_htree,
                                       int expect_levels) {
   const ImageCase& c = GetParam();
   auto debugfs = [&](const std::string& request) {
-    return RunCommand("/usr/sbin/debugfs -R '" + request + "' '" + img + "'")
-        .second;
+    return RunCommand("/usr/sbin/debugfs -R '" + request + "' '" + img + "'",
+                      StderrMode::kDiscard)
+        .output;
   };
   // The superblock facts the engine takes from the superblock.
   const std::string super =
-      RunCommand("/usr/sbin/dumpe2fs -h '" + img + "'").second;
+      RunCommand("/usr/sbin/dumpe2fs -h '" + img + "'", StderrMode::kDiscard)
+          .output;
   const uint32_t block_size =
       static_cast<uint32_t>(std::stoul(Field(super, "Block size:")));
   const std::string features = " " + Field(super, "Filesystem features:") + " ";
@@ -1178,19 +1170,22 @@ TEST_P(RealImageTest, MatchesDebugfs) {
   ASSERT_EQ(symlink("target", (src + "/big/link").c_str()), 0);
 
   ASSERT_EQ(RunCommand("/usr/sbin/mke2fs -q -F -t ext4 " + c.mke2fs_options +
-                       " -d '" + src + "' '" + img + "' " + c.size)
-                .first,
+                           " -d '" + src + "' '" + img + "' " + c.size,
+                       StderrMode::kDiscard)
+                .exit_code,
             0);
   if (!c.hash_alg.empty()) {
     ASSERT_EQ(RunCommand("/usr/sbin/tune2fs -E hash_alg=" + c.hash_alg + " '" +
-                         img + "'")
-                  .first,
+                             img + "'",
+                         StderrMode::kDiscard)
+                  .exit_code,
               0);
   }
   if (c.unsigned_hash) {
-    ASSERT_EQ(
-        RunCommand("/usr/sbin/debugfs -w -R 'ssv flags 2' '" + img + "'").first,
-        0);
+    ASSERT_EQ(RunCommand("/usr/sbin/debugfs -w -R 'ssv flags 2' '" + img + "'",
+                         StderrMode::kDiscard)
+                  .exit_code,
+              0);
   }
   // mke2fs -d writes a plain linear directory ...
   {
@@ -1199,7 +1194,9 @@ TEST_P(RealImageTest, MatchesDebugfs) {
   }
   if (HasFatalFailure()) return;
   // ... which e2fsck -D indexes.
-  const int rc = RunCommand("/usr/sbin/e2fsck -fyD '" + img + "'").first;
+  const int rc =
+      RunCommand("/usr/sbin/e2fsck -fyD '" + img + "'", StderrMode::kDiscard)
+          .exit_code;
   ASSERT_TRUE(rc == 0 || rc == 1) << rc;
   {
     SCOPED_TRACE("htree");
@@ -1209,14 +1206,14 @@ TEST_P(RealImageTest, MatchesDebugfs) {
 
 INSTANTIATE_TEST_SUITE_P(
     Mke2fs, RealImageTest,
-    testing::Values(
+    ::testing::Values(
         ImageCase{"1k_half_md4", "", "64M", 0, true, "", false, 0},
         ImageCase{"1k_two_levels", "-b 1024", "64M", 60, false, "", false, 1},
         ImageCase{"4k_tea_unsigned", "-b 4096", "64M", 0, true, "tea", true, 0},
         ImageCase{"4k_legacy_no_csum", "-b 4096 -O ^metadata_csum", "64M", 20,
                   true, "legacy", false, 0},
         ImageCase{"64k", "-b 65536 -N 6000", "256M", 0, true, "", false, 0}),
-    [](const testing::TestParamInfo<ImageCase>& info) {
+    [](const ::testing::TestParamInfo<ImageCase>& info) {
       return std::string(info.param.label);
     });
 

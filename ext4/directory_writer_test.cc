@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +40,7 @@
 #include "ext4/format/superblock.h"
 #include "ext4/io/block_cache.h"
 #include "ext4/io/block_device.h"
+#include "ext4/testing/image_tools.h"
 #include "ext4/transaction.h"
 #include "gtest/gtest.h"
 
@@ -67,26 +67,12 @@ constexpr uint32_t kRegMode = S_IFREG | 0644;
 constexpr uint32_t kDirMode = S_IFDIR | 0755;
 constexpr int kFiles = 8;
 
-bool HaveTools() {
-  for (const char* tool :
-       {"/usr/sbin/mke2fs", "/usr/sbin/debugfs", "/usr/sbin/e2fsck"}) {
-    if (access(tool, X_OK) != 0) return false;
-  }
-  return true;
-}
-
-// Runs a shell command; returns its exit status and its output (stdout and
-// stderr).
-std::pair<int, std::string> RunCommand(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, out};
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using ::ext4::testing::HaveTools;
+using ::ext4::testing::kDebugfs;
+using ::ext4::testing::kE2fsck;
+using ::ext4::testing::kMke2fs;
+using ::ext4::testing::MakeTempDir;
+using ::ext4::testing::RunCommand;
 
 // ---------------------------------------------------------------------------
 // A filesystem image opened read-write, with inode access.
@@ -391,7 +377,7 @@ std::map<std::string, uint32_t> DebugfsList(const std::string& img,
   std::map<std::string, uint32_t> names;
   std::istringstream in(
       RunCommand("/usr/sbin/debugfs -R 'ls -p " + path + "' '" + img + "'")
-          .second);
+          .output);
   std::string line;
   while (std::getline(in, line)) {
     // /ino/mode/uid/gid/name/size/
@@ -411,7 +397,7 @@ std::map<std::string, uint32_t> DebugfsList(const std::string& img,
 // as debugfs prints them.
 std::string DebugfsHtree(const std::string& img, const std::string& path) {
   return RunCommand("/usr/sbin/debugfs -R 'htree " + path + "' '" + img + "'")
-      .second;
+      .output;
 }
 
 std::string Name(const std::string& prefix, int i, size_t length = 0) {
@@ -427,13 +413,13 @@ std::string Name(const std::string& prefix, int i, size_t length = 0) {
 //   /f0../f7    regular files new entries point to
 //   /pool       the source of new directory blocks
 
-class DirectoryWriterTest : public testing::Test {
+class DirectoryWriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!HaveTools()) GTEST_SKIP() << "e2fsprogs (mke2fs, debugfs) not found";
-    std::string tmpl = testing::TempDir() + "/e4fs_dirw_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    if (!HaveTools({kMke2fs, kDebugfs, kE2fsck}))
+      GTEST_SKIP() << "e2fsprogs (mke2fs, debugfs) not found";
+    dir_ = MakeTempDir("e4fs_dirw_");
+    ASSERT_FALSE(dir_.empty());
     img_ = dir_ + "/img";
   }
   void TearDown() override {
@@ -445,8 +431,9 @@ class DirectoryWriterTest : public testing::Test {
   void MakeImage(const std::string& options, const std::string& size,
                  int pool_mib) {
     const std::string src = dir_ + "/src";
-    ASSERT_EQ(RunCommand("mkdir -p '" + src + "/d' '" + src + "/e/sub'").first,
-              0);
+    ASSERT_EQ(
+        RunCommand("mkdir -p '" + src + "/d' '" + src + "/e/sub'").exit_code,
+        0);
     for (int i = 0; i < kFiles; ++i) {
       std::ofstream(src + "/f" + std::to_string(i)) << "file " << i << "\n";
     }
@@ -457,7 +444,7 @@ class DirectoryWriterTest : public testing::Test {
     }
     const auto made = RunCommand("/usr/sbin/mke2fs -q -F -t ext4 " + options +
                                  " -d '" + src + "' '" + img_ + "' " + size);
-    ASSERT_EQ(made.first, 0) << made.second;
+    ASSERT_EQ(made.exit_code, 0) << made.output;
     OpenImage();
     for (int i = 0; i < kFiles; ++i) {
       ASSERT_OK_AND_ASSIGN(
@@ -537,7 +524,7 @@ class DirectoryWriterTest : public testing::Test {
     pool_.reset();
     fs_.reset();
     const auto result = RunCommand("/usr/sbin/e2fsck -fn '" + img_ + "'");
-    EXPECT_EQ(result.first, 0) << result.second;
+    EXPECT_EQ(result.exit_code, 0) << result.output;
   }
 
   // debugfs's listing of `path` matches what the tests expect of `dir`.
@@ -584,7 +571,7 @@ struct Layout {
 void PrintTo(const Layout& layout, std::ostream* os) { *os << layout.label; }
 
 class LayoutTest : public DirectoryWriterTest,
-                   public testing::WithParamInterface<Layout> {
+                   public ::testing::WithParamInterface<Layout> {
  protected:
   void Make() {
     MakeImage(GetParam().options, "64M", 24);
@@ -765,12 +752,12 @@ TEST_P(LayoutTest, RenameAcrossDirectories) {
 
 INSTANTIATE_TEST_SUITE_P(
     Layouts, LayoutTest,
-    testing::Values(Layout{"csum_1k", "-b 1024", 1},
-                    Layout{"nocsum_1k", "-b 1024 -O ^metadata_csum", 1},
-                    Layout{"csum_4k", "-b 4096", 0},
-                    Layout{"nofiletype_1k",
-                           "-b 1024 -O ^metadata_csum,^filetype", 1}),
-    [](const testing::TestParamInfo<Layout>& info) {
+    ::testing::Values(Layout{"csum_1k", "-b 1024", 1},
+                      Layout{"nocsum_1k", "-b 1024 -O ^metadata_csum", 1},
+                      Layout{"csum_4k", "-b 4096", 0},
+                      Layout{"nofiletype_1k",
+                             "-b 1024 -O ^metadata_csum,^filetype", 1}),
+    [](const ::testing::TestParamInfo<Layout>& info) {
       return std::string(info.param.label);
     });
 
@@ -883,7 +870,7 @@ TEST_F(DirectoryWriterTest, HashCollisionsStraddleLeaves) {
 // needs a third level: with large_dir it grows one; without, the insert that
 // needs it fails with ENOSPC and the directory stays intact.
 class IndexDepthTest : public DirectoryWriterTest,
-                       public testing::WithParamInterface<bool> {};
+                       public ::testing::WithParamInterface<bool> {};
 
 TEST_P(IndexDepthTest, ThirdLevel) {
   const bool large_dir = GetParam();
@@ -931,8 +918,8 @@ TEST_P(IndexDepthTest, ThirdLevel) {
             std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(LargeDir, IndexDepthTest, testing::Bool(),
-                         [](const testing::TestParamInfo<bool>& info) {
+INSTANTIATE_TEST_SUITE_P(LargeDir, IndexDepthTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "large_dir" : "no_large_dir";
                          });
 
@@ -943,8 +930,8 @@ class InlineTest : public DirectoryWriterTest {
  protected:
   void MakeInline() {
     const std::string src = dir_ + "/src";
-    ASSERT_EQ(RunCommand("mkdir -p '" + src + "/i/s' '" + src + "/j'").first,
-              0);
+    ASSERT_EQ(
+        RunCommand("mkdir -p '" + src + "/i/s' '" + src + "/j'").exit_code, 0);
     for (int i = 0; i < kFiles; ++i) {
       std::ofstream(src + "/f" + std::to_string(i)) << "file " << i << "\n";
     }
@@ -955,7 +942,7 @@ class InlineTest : public DirectoryWriterTest {
     const auto made = RunCommand(
         "/usr/sbin/mke2fs -q -F -t ext4 -b 1024 -O inline_data -d '" + src +
         "' '" + img_ + "' 32M");
-    ASSERT_EQ(made.first, 0) << made.second;
+    ASSERT_EQ(made.exit_code, 0) << made.output;
     OpenImage();
     for (int i = 0; i < kFiles; ++i) {
       ASSERT_OK_AND_ASSIGN(
@@ -1243,7 +1230,7 @@ class MemDir {
   DirectoryContext ctx_;
 };
 
-class RandomWorkloadTest : public testing::TestWithParam<bool> {};
+class RandomWorkloadTest : public ::testing::TestWithParam<bool> {};
 
 // Random adds, removes and replacements against a map, checked through the
 // read side's listing and lookups.
@@ -1328,8 +1315,8 @@ TEST_P(RandomWorkloadTest, MatchesModel) {
   check();
 }
 
-INSTANTIATE_TEST_SUITE_P(Checksums, RandomWorkloadTest, testing::Bool(),
-                         [](const testing::TestParamInfo<bool>& info) {
+INSTANTIATE_TEST_SUITE_P(Checksums, RandomWorkloadTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "csum" : "nocsum";
                          });
 

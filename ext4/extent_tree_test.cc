@@ -37,41 +37,23 @@
 #include "ext4/format/superblock.h"
 #include "ext4/io/block_cache.h"
 #include "ext4/io/block_device.h"
+#include "ext4/testing/image_tools.h"
 #include "ext4/transaction.h"
 #include "gtest/gtest.h"
 
 namespace ext4 {
 namespace {
 
-constexpr char kMke2fs[] = "/usr/sbin/mke2fs";
-constexpr char kDebugfs[] = "/usr/sbin/debugfs";
-constexpr char kE2fsck[] = "/usr/sbin/e2fsck";
+using ::ext4::testing::CommandResult;
+using ::ext4::testing::HaveTools;
+using ::ext4::testing::kDebugfs;
+using ::ext4::testing::kE2fsck;
+using ::ext4::testing::kMke2fs;
+using ::ext4::testing::MakeTempDir;
+using ::ext4::testing::RunCommand;
+using ::ext4::testing::StderrMode;
+
 constexpr uint64_t kMaxLogical = ExtentTree::kMaxLogical;
-
-bool HaveTool(const char* path) { return access(path, X_OK) == 0; }
-
-std::string TempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/extent_tree.XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  char* made = mkdtemp(buf.data());
-  return made ? std::string(made) : std::string();
-}
-
-int Shell(const std::string& command) { return std::system(command.c_str()); }
-
-// Runs a command; returns its exit status and fills `out` with its output.
-int Capture(const std::string& command, std::string* out) {
-  out->clear();
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out->append(buf, n);
-  int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 // ---------------------------------------------------------------------------
 // Logic tests on a memory device.
@@ -483,10 +465,10 @@ class ImageTreeTest : public ::testing::TestWithParam<Layout> {
   static constexpr uint64_t kPoolBytes = 24 << 20;
 
   void SetUp() override {
-    if (!HaveTool(kMke2fs) || !HaveTool(kDebugfs) || !HaveTool(kE2fsck)) {
+    if (!HaveTools({kMke2fs, kDebugfs, kE2fsck})) {
       GTEST_SKIP() << "e2fsprogs (mke2fs, debugfs, e2fsck) are not installed";
     }
-    dir_ = TempDir();
+    dir_ = MakeTempDir("extent_tree.");
     ASSERT_FALSE(dir_.empty());
     const std::string src = dir_ + "/src";
     ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
@@ -498,14 +480,18 @@ class ImageTreeTest : public ::testing::TestWithParam<Layout> {
     }
     image_ = dir_ + "/fs.img";
     const Layout& layout = GetParam();
-    ASSERT_EQ(Shell(absl::StrCat(
-                  kMke2fs, " -q -F -t ext4 -b ", layout.block_size,
-                  layout.csum ? " -O metadata_csum" : " -O ^metadata_csum",
-                  " -d ", src, " ", image_, " 64M >/dev/null 2>&1")),
-              0);
-    std::string out;
     ASSERT_EQ(
-        Capture(absl::StrCat(kDebugfs, " -R 'stat /pool' ", image_), &out), 0);
+        RunCommand(absl::StrCat(
+                       kMke2fs, " -q -F -t ext4 -b ", layout.block_size,
+                       layout.csum ? " -O metadata_csum" : " -O ^metadata_csum",
+                       " -d ", src, " ", image_, " 64M >/dev/null 2>&1"),
+                   StderrMode::kInherit)
+            .exit_code,
+        0);
+    const CommandResult stat =
+        RunCommand(absl::StrCat(kDebugfs, " -R 'stat /pool' ", image_));
+    ASSERT_EQ(stat.exit_code, 0);
+    const std::string& out = stat.output;
     auto at = out.find("Inode: ");
     ASSERT_NE(at, std::string::npos) << out;
     ino_ = std::stoul(out.substr(at + 7));
@@ -541,7 +527,9 @@ class ImageTreeTest : public ::testing::TestWithParam<Layout> {
     tx_.reset();
     cache_.reset();
     device_.reset();
-    if (!dir_.empty() && !HasFailure()) Shell("rm -rf " + dir_);
+    if (!dir_.empty() && !HasFailure()) {
+      RunCommand("rm -rf " + dir_, StderrMode::kInherit);
+    }
   }
 
   void Open() {
@@ -647,11 +635,10 @@ class ImageTreeTest : public ::testing::TestWithParam<Layout> {
 
   // `debugfs ex`: the leaf extents; the tree blocks and depth on the side.
   std::vector<Listed> List(std::set<uint64_t>* tree_blocks, int* depth) {
-    std::string out;
-    EXPECT_EQ(
-        Capture(absl::StrCat(kDebugfs, " -R 'ex <", ino_, ">' ", image_), &out),
-        0)
-        << out;
+    const CommandResult ex =
+        RunCommand(absl::StrCat(kDebugfs, " -R 'ex <", ino_, ">' ", image_));
+    EXPECT_EQ(ex.exit_code, 0) << ex.output;
+    const std::string& out = ex.output;
     std::vector<Listed> extents;
     std::istringstream lines(out);
     std::string line;
@@ -773,16 +760,16 @@ class ImageTreeTest : public ::testing::TestWithParam<Layout> {
         out << "ssv free_blocks_count " << sb_free_ + (release ? total : 0)
             << "\n";
       }
-      std::string out;
-      ASSERT_EQ(
-          Capture(absl::StrCat(kDebugfs, " -w -f ", cmds, " ", image_), &out),
-          0)
-          << out;
+      const CommandResult written =
+          RunCommand(absl::StrCat(kDebugfs, " -w -f ", cmds, " ", image_));
+      ASSERT_EQ(written.exit_code, 0) << written.output;
     };
     debugfs(/*release=*/true);
     if (HasFatalFailure()) return;
-    std::string out;
-    const int rc = Capture(absl::StrCat(kE2fsck, " -fn ", image_), &out);
+    const CommandResult fsck =
+        RunCommand(absl::StrCat(kE2fsck, " -fn ", image_));
+    const int rc = fsck.exit_code;
+    const std::string& out = fsck.output;
     EXPECT_EQ(rc, 0) << out;
     if (!allow_optimize_) {
       EXPECT_EQ(out.find("could be"), std::string::npos) << out;

@@ -6,7 +6,6 @@
 
 #include <stdio.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -17,7 +16,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -32,6 +30,7 @@
 #include "ext4/format/xattr.h"
 #include "ext4/io/block_cache.h"
 #include "ext4/io/block_device.h"
+#include "ext4/testing/image_tools.h"
 #include "ext4/transaction.h"
 #include "gtest/gtest.h"
 
@@ -40,48 +39,15 @@ namespace {
 
 constexpr int kCreate = XATTR_CREATE;
 constexpr int kReplace = XATTR_REPLACE;
-constexpr const char* kMke2fs = "/usr/sbin/mke2fs";
-constexpr const char* kE2fsck = "/usr/sbin/e2fsck";
-constexpr const char* kDebugfs = "/usr/sbin/debugfs";
 
-bool HaveTools() {
-  return access(kMke2fs, X_OK) == 0 && access(kE2fsck, X_OK) == 0 &&
-         access(kDebugfs, X_OK) == 0;
-}
-
-std::string TempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/xattr_test.XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  char* made = mkdtemp(buf.data());
-  return made ? std::string(made) : std::string();
-}
-
-struct CommandResult {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
-CommandResult RunCommand(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0)
-    result.output.append(buf, n);
-  const int raw = pclose(pipe);
-  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return result;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::ext4::testing::CommandResult;
+using ::ext4::testing::HaveTools;
+using ::ext4::testing::kDebugfs;
+using ::ext4::testing::kE2fsck;
+using ::ext4::testing::kMke2fs;
+using ::ext4::testing::MakeTempDir;
+using ::ext4::testing::ReadFileBytes;
+using ::ext4::testing::RunCommand;
 
 void WriteFile(const std::string& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;
@@ -169,8 +135,9 @@ struct Node {
 class XattrWriterTest : public ::testing::TestWithParam<Layout> {
  protected:
   void SetUp() override {
-    if (!HaveTools()) GTEST_SKIP() << "e2fsprogs are not installed";
-    dir_ = TempDir();
+    if (!HaveTools({kMke2fs, kE2fsck, kDebugfs}))
+      GTEST_SKIP() << "e2fsprogs are not installed";
+    dir_ = MakeTempDir("xattr_test.");
     ASSERT_FALSE(dir_.empty());
     src_ = dir_ + "/src";
     image_ = dir_ + "/fs.img";
@@ -214,7 +181,7 @@ class XattrWriterTest : public ::testing::TestWithParam<Layout> {
     CommandResult r =
         RunCommand(absl::StrCat(kMke2fs, " -q -F -t ext4 ", GetParam().args,
                                 " -d ", src_, " ", image_, " 32M"));
-    ASSERT_EQ(r.status, 0) << r.output;
+    ASSERT_EQ(r.exit_code, 0) << r.output;
   }
 
   uint32_t InodeOf(const std::string& path) {
@@ -388,7 +355,7 @@ class XattrWriterTest : public ::testing::TestWithParam<Layout> {
   // Oracles, run with the image closed.
   void ExpectFsckClean() {
     CommandResult r = RunCommand(absl::StrCat(kE2fsck, " -fn ", image_));
-    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.exit_code, 0) << r.output;
   }
 
   // The value debugfs reads (raw on-disk bytes with `raw`), or "<absent>".
@@ -400,7 +367,7 @@ class XattrWriterTest : public ::testing::TestWithParam<Layout> {
                                               raw ? "-r " : "", "-f ", out, " ",
                                               path, " ", name, "\" ", image_));
     if (r.output.find("ea_get:") != std::string::npos) return "<absent>";
-    return ReadFile(out);
+    return ReadFileBytes(out);
   }
 
   std::string DebugfsList(const std::string& path) {

@@ -12,8 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "ext4/errno_status.h"
 #include "ext4/format/checksum.h"
+#include "ext4/testing/image_tools.h"
 #include "gtest/gtest.h"
 
 namespace ext4::format {
@@ -274,46 +276,14 @@ TEST(ExtentTest, SerializeRoundTrip) {
 // ---------------------------------------------------------------------------
 // A real image made by mke2fs, checked against debugfs.
 
-std::string ToolPath() { return "PATH=\"$PATH:/sbin:/usr/sbin\" "; }
-
-// Runs a shell command; returns its exit status and stdout.
-int RunShell(const std::string& command, std::string* out) {
-  std::string full = ToolPath() + command;
-  FILE* pipe = popen(full.c_str(), "r");
-  if (pipe == nullptr) return -1;
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) text.append(buf, n);
-  int status = pclose(pipe);
-  if (out != nullptr) *out = text;
-  return status;
-}
-
-bool HaveTool(const std::string& name) {
-  return RunShell("command -v " + name + " >/dev/null 2>&1", nullptr) == 0;
-}
-
-std::string MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string templ =
-      std::string(base != nullptr ? base : "/tmp") + "/e4fs_extent_XXXXXX";
-  std::vector<char> buf(templ.begin(), templ.end());
-  buf.push_back('\0');
-  if (mkdtemp(buf.data()) == nullptr) return "";
-  return std::string(buf.data());
-}
-
-std::vector<uint8_t> ReadAt(const std::string& path, uint64_t offset,
-                            size_t size) {
-  std::vector<uint8_t> data(size, 0);
-  int fd = open(path.c_str(), O_RDONLY);
-  if (fd < 0) return {};
-  ssize_t got = pread(fd, data.data(), size, static_cast<off_t>(offset));
-  close(fd);
-  if (got != static_cast<ssize_t>(size)) return {};
-  return data;
-}
+using ::ext4::testing::CommandResult;
+using ::ext4::testing::HaveTools;
+using ::ext4::testing::kDebugfs;
+using ::ext4::testing::kMke2fs;
+using ::ext4::testing::MakeTempDir;
+using ::ext4::testing::ReadFileAt;
+using ::ext4::testing::RunCommand;
+using ::ext4::testing::StderrMode;
 
 struct DebugfsExtent {
   int level = 0;
@@ -365,11 +335,11 @@ std::vector<DebugfsExtent> ParseDebugfsExtents(const std::string& text) {
 // Where debugfs says an inode lives: "located at block N, offset 0xHHH".
 bool LocateInode(const std::string& image, const std::string& file,
                  uint64_t* offset, uint32_t* ino, uint64_t block_size) {
-  std::string out;
-  if (RunShell("debugfs -R \"imap " + file + "\" " + image + " 2>/dev/null",
-               &out) != 0) {
-    return false;
-  }
+  const CommandResult imap =
+      RunCommand(absl::StrCat(kDebugfs, " -R \"imap ", file, "\" ", image),
+                 StderrMode::kDiscard);
+  if (imap.exit_code != 0) return false;
+  const std::string& out = imap.output;
   unsigned long long block = 0;
   unsigned int off = 0;
   unsigned int number = 0;
@@ -387,10 +357,10 @@ bool LocateInode(const std::string& image, const std::string& file,
 }
 
 TEST(ExtentRealImageTest, MatchesDebugfs) {
-  if (!HaveTool("mke2fs") || !HaveTool("debugfs")) {
+  if (!HaveTools({kMke2fs, kDebugfs})) {
     GTEST_SKIP() << "mke2fs/debugfs not installed";
   }
-  const std::string dir = MakeTempDir();
+  const std::string dir = MakeTempDir("e4fs_extent_");
   ASSERT_FALSE(dir.empty());
   const std::string src = dir + "/src";
   ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
@@ -408,12 +378,15 @@ TEST(ExtentRealImageTest, MatchesDebugfs) {
     std::ofstream(src + "/small") << "abc";
   }
   const std::string image = dir + "/img";
-  ASSERT_EQ(RunShell("mke2fs -q -F -t ext4 -b 4096 -O metadata_csum -d " + src +
-                         " " + image + " 16M >/dev/null 2>&1",
-                     nullptr),
-            0);
+  ASSERT_EQ(
+      RunCommand(
+          absl::StrCat(kMke2fs, " -q -F -t ext4 -b 4096 -O metadata_csum -d ",
+                       src, " ", image, " 16M >/dev/null 2>&1"),
+          StderrMode::kInherit)
+          .exit_code,
+      0);
   constexpr uint64_t kBlockSize = 4096;
-  std::vector<uint8_t> super = ReadAt(image, 1024, 1024);
+  std::vector<uint8_t> super = ReadFileAt(image, 1024, 1024);
   ASSERT_EQ(super.size(), 1024u);
   ASSERT_EQ(Le16(super, 0x38), 0xEF53);
   // No metadata_csum_seed: the seed is crc32c over the UUID.
@@ -425,16 +398,16 @@ TEST(ExtentRealImageTest, MatchesDebugfs) {
     uint64_t inode_offset = 0;
     uint32_t ino = 0;
     ASSERT_TRUE(LocateInode(image, file, &inode_offset, &ino, kBlockSize));
-    std::vector<uint8_t> inode = ReadAt(image, inode_offset, 256);
+    std::vector<uint8_t> inode = ReadFileAt(image, inode_offset, 256);
     ASSERT_EQ(inode.size(), 256u);
     const uint32_t generation = Le32(inode, 0x64);
     const uint32_t inode_seed = InodeChecksumSeed(fs_seed, ino, generation);
 
-    std::string ex_out;
-    ASSERT_EQ(
-        RunShell("debugfs -R \"ex " + file + "\" " + image + " 2>/dev/null",
-                 &ex_out),
-        0);
+    const CommandResult ex =
+        RunCommand(absl::StrCat(kDebugfs, " -R \"ex ", file, "\" ", image),
+                   StderrMode::kDiscard);
+    ASSERT_EQ(ex.exit_code, 0);
+    const std::string& ex_out = ex.output;
     std::vector<DebugfsExtent> want = ParseDebugfsExtents(ex_out);
     ASSERT_FALSE(want.empty()) << ex_out;
 
@@ -452,7 +425,7 @@ TEST(ExtentRealImageTest, MatchesDebugfs) {
       got.push_back(
           {0, root->header.depth, index.logical, index.child, 0, false});
       std::vector<uint8_t> block =
-          ReadAt(image, index.child * kBlockSize, kBlockSize);
+          ReadFileAt(image, index.child * kBlockSize, kBlockSize);
       ASSERT_EQ(block.size(), kBlockSize);
       ASSERT_TRUE(VerifyExtentBlockChecksum(block, inode_seed).ok());
       auto child = ParseExtentNode(block, root->header.depth - 1);
@@ -480,7 +453,7 @@ TEST(ExtentRealImageTest, MatchesDebugfs) {
       EXPECT_EQ(got.size(), 9u);
     }
   }
-  RunShell("rm -rf " + dir, nullptr);
+  RunCommand("rm -rf " + dir, StderrMode::kInherit);
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "ext4/format/group_descriptor.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +15,7 @@
 #include "ext4/errno_status.h"
 #include "ext4/format/checksum.h"
 #include "ext4/format/superblock.h"
+#include "ext4/testing/image_tools.h"
 #include "gtest/gtest.h"
 
 namespace ext4::format {
@@ -23,60 +23,15 @@ namespace {
 
 // ---- Images made by mke2fs, and the facts dumpe2fs reports about them. ----
 
-constexpr char kMke2fs[] = "/usr/sbin/mke2fs";
-constexpr char kDumpe2fs[] = "/usr/sbin/dumpe2fs";
-constexpr char kTune2fs[] = "/usr/sbin/tune2fs";
-
-bool HaveTools() {
-  return access(kMke2fs, X_OK) == 0 && access(kDumpe2fs, X_OK) == 0;
-}
-
-std::string MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string pattern =
-      absl::StrCat(base != nullptr && *base ? base : "/tmp", "/sbXXXXXX");
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  if (mkdtemp(buffer.data()) == nullptr) return "";
-  return buffer.data();
-}
-
-std::string Run(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), pipe)) > 0) out.append(chunk, n);
-  pclose(pipe);
-  return out;
-}
-
-// Makes an image with a small tree in it; "" on failure.
-std::string MakeImage(const std::string& dir, const std::string& args,
-                      const std::string& size) {
-  std::string src = dir + "/src";
-  std::string setup = absl::StrCat(
-      "mkdir -p ", src, "/sub && echo hello > ", src, "/file && ln -sf file ",
-      src, "/link && head -c 20000 /dev/zero > ", src, "/sub/zeros");
-  if (std::system(setup.c_str()) != 0) return "";
-  std::string image = dir + "/fs.img";
-  std::string command = absl::StrCat(kMke2fs, " -q -F ", args, " -d ", src, " ",
-                                     image, " ", size, " >/dev/null 2>&1");
-  if (std::system(command.c_str()) != 0) return "";
-  return image;
-}
-
-std::vector<uint8_t> ReadAt(const std::string& path, uint64_t offset,
-                            size_t length) {
-  std::vector<uint8_t> data(length);
-  int fd = open(path.c_str(), O_RDONLY);
-  if (fd < 0) return {};
-  ssize_t got = pread(fd, data.data(), length, static_cast<off_t>(offset));
-  close(fd);
-  if (got != static_cast<ssize_t>(length)) return {};
-  return data;
-}
+using ::ext4::testing::HaveTools;
+using ::ext4::testing::kDumpe2fs;
+using ::ext4::testing::kMke2fs;
+using ::ext4::testing::kTune2fs;
+using ::ext4::testing::MakeImageWithSmallTree;
+using ::ext4::testing::MakeTempDir;
+using ::ext4::testing::ReadFileAt;
+using ::ext4::testing::RunCommand;
+using ::ext4::testing::StderrMode;
 
 struct Variant {
   const char* name;
@@ -132,7 +87,9 @@ uint64_t After(const std::string& line, const std::string& key) {
 
 std::vector<GroupFacts> DumpGroups(const std::string& image) {
   std::vector<GroupFacts> groups;
-  std::string out = Run(absl::StrCat(kDumpe2fs, " ", image, " 2>/dev/null"));
+  std::string out =
+      RunCommand(absl::StrCat(kDumpe2fs, " ", image), StderrMode::kDiscard)
+          .output;
   size_t pos = 0;
   while (pos < out.size()) {
     size_t end = out.find('\n', pos);
@@ -189,10 +146,11 @@ std::vector<GroupFacts> DumpGroups(const std::string& image) {
 class DescriptorImageTest : public ::testing::TestWithParam<Variant> {
  protected:
   void SetUp() override {
-    if (!HaveTools()) GTEST_SKIP() << "mke2fs/dumpe2fs not installed";
-    dir_ = MakeTempDir();
+    if (!HaveTools({kMke2fs, kDumpe2fs}))
+      GTEST_SKIP() << "mke2fs/dumpe2fs not installed";
+    dir_ = MakeTempDir("sb");
     ASSERT_FALSE(dir_.empty());
-    image_ = MakeImage(dir_, GetParam().args, GetParam().size);
+    image_ = MakeImageWithSmallTree(dir_, GetParam().args, GetParam().size);
     ASSERT_FALSE(image_.empty()) << "mke2fs " << GetParam().args;
     if (GetParam().post != nullptr) {
       if (access(kTune2fs, X_OK) != 0) GTEST_SKIP() << "tune2fs missing";
@@ -201,7 +159,7 @@ class DescriptorImageTest : public ::testing::TestWithParam<Variant> {
       ASSERT_EQ(std::system(command.c_str()), 0) << command;
     }
     auto parsed =
-        ParseSuperblock(ReadAt(image_, kSuperblockOffset, kSuperblockSize));
+        ParseSuperblock(ReadFileAt(image_, kSuperblockOffset, kSuperblockSize));
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     sb_ = *parsed;
   }
@@ -212,7 +170,7 @@ class DescriptorImageTest : public ::testing::TestWithParam<Variant> {
   std::vector<uint8_t> RawDescriptor(uint32_t group) {
     uint64_t offset = GroupDescriptorBlock(sb_, group) * sb_.block_size() +
                       GroupDescriptorOffsetInBlock(sb_, group);
-    return ReadAt(image_, offset, sb_.descriptor_size());
+    return ReadFileAt(image_, offset, sb_.descriptor_size());
   }
 
   std::string dir_;
@@ -310,13 +268,14 @@ INSTANTIATE_TEST_SUITE_P(Mke2fs, DescriptorImageTest,
 class DescriptorCorruptionTest : public ::testing::Test {
  protected:
   void Make(const char* args, const char* size) {
-    if (!HaveTools()) GTEST_SKIP() << "mke2fs/dumpe2fs not installed";
-    dir_ = MakeTempDir();
+    if (!HaveTools({kMke2fs, kDumpe2fs}))
+      GTEST_SKIP() << "mke2fs/dumpe2fs not installed";
+    dir_ = MakeTempDir("sb");
     ASSERT_FALSE(dir_.empty());
-    image_ = MakeImage(dir_, args, size);
+    image_ = MakeImageWithSmallTree(dir_, args, size);
     ASSERT_FALSE(image_.empty());
     auto parsed =
-        ParseSuperblock(ReadAt(image_, kSuperblockOffset, kSuperblockSize));
+        ParseSuperblock(ReadFileAt(image_, kSuperblockOffset, kSuperblockSize));
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     sb_ = *parsed;
   }
@@ -326,7 +285,7 @@ class DescriptorCorruptionTest : public ::testing::Test {
   std::vector<uint8_t> Raw(uint32_t group) {
     uint64_t offset = GroupDescriptorBlock(sb_, group) * sb_.block_size() +
                       GroupDescriptorOffsetInBlock(sb_, group);
-    return ReadAt(image_, offset, sb_.descriptor_size());
+    return ReadFileAt(image_, offset, sb_.descriptor_size());
   }
   GroupDescriptor Parsed(uint32_t group) {
     auto gd = ParseGroupDescriptor(Raw(group), group, sb_);

@@ -1,6 +1,5 @@
 #include "ext4/format/inode.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include "ext4/format/checksum.h"
 #include "ext4/format/group_descriptor.h"
 #include "ext4/format/superblock.h"
+#include "ext4/testing/image_tools.h"
 #include "gtest/gtest.h"
 
 namespace ext4::format {
@@ -25,60 +25,15 @@ namespace {
 
 // ---- Images made by mke2fs, and the facts dumpe2fs reports about them. ----
 
-constexpr char kMke2fs[] = "/usr/sbin/mke2fs";
-constexpr char kTune2fs[] = "/usr/sbin/tune2fs";
-constexpr char kDebugfs[] = "/usr/sbin/debugfs";
-
-bool HaveTools() {
-  return access(kMke2fs, X_OK) == 0 && access(kDebugfs, X_OK) == 0;
-}
-
-std::string MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string pattern =
-      absl::StrCat(base != nullptr && *base ? base : "/tmp", "/sbXXXXXX");
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  if (mkdtemp(buffer.data()) == nullptr) return "";
-  return buffer.data();
-}
-
-std::string Run(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), pipe)) > 0) out.append(chunk, n);
-  pclose(pipe);
-  return out;
-}
-
-// Makes an image with a small tree in it; "" on failure.
-std::string MakeImage(const std::string& dir, const std::string& args,
-                      const std::string& size) {
-  std::string src = dir + "/src";
-  std::string setup = absl::StrCat(
-      "mkdir -p ", src, "/sub && echo hello > ", src, "/file && ln -sf file ",
-      src, "/link && head -c 20000 /dev/zero > ", src, "/sub/zeros");
-  if (std::system(setup.c_str()) != 0) return "";
-  std::string image = dir + "/fs.img";
-  std::string command = absl::StrCat(kMke2fs, " -q -F ", args, " -d ", src, " ",
-                                     image, " ", size, " >/dev/null 2>&1");
-  if (std::system(command.c_str()) != 0) return "";
-  return image;
-}
-
-std::vector<uint8_t> ReadAt(const std::string& path, uint64_t offset,
-                            size_t length) {
-  std::vector<uint8_t> data(length);
-  int fd = open(path.c_str(), O_RDONLY);
-  if (fd < 0) return {};
-  ssize_t got = pread(fd, data.data(), length, static_cast<off_t>(offset));
-  close(fd);
-  if (got != static_cast<ssize_t>(length)) return {};
-  return data;
-}
+using ::ext4::testing::HaveTools;
+using ::ext4::testing::kDebugfs;
+using ::ext4::testing::kMke2fs;
+using ::ext4::testing::kTune2fs;
+using ::ext4::testing::MakeImageWithSmallTree;
+using ::ext4::testing::MakeTempDir;
+using ::ext4::testing::ReadFileAt;
+using ::ext4::testing::RunCommand;
+using ::ext4::testing::StderrMode;
 
 struct Variant {
   const char* name;
@@ -121,7 +76,9 @@ std::map<uint32_t, std::string> StatInodes(const std::string& dir,
   for (uint32_t ino : inos) std::fprintf(file, "stat <%u>\n", ino);
   std::fclose(file);
   std::string out =
-      Run(absl::StrCat(kDebugfs, " -f ", script, " ", image, " 2>/dev/null"));
+      RunCommand(absl::StrCat(kDebugfs, " -f ", script, " ", image),
+                 StderrMode::kDiscard)
+          .output;
   std::map<uint32_t, std::string> result;
   const std::string marker = "debugfs: stat <";
   size_t pos = out.find(marker);
@@ -157,10 +114,11 @@ uint64_t Num(const std::string& text, int base = 0) {
 class InodeImageTest : public ::testing::TestWithParam<Variant> {
  protected:
   void SetUp() override {
-    if (!HaveTools()) GTEST_SKIP() << "mke2fs/debugfs not installed";
-    dir_ = MakeTempDir();
+    if (!HaveTools({kMke2fs, kDebugfs}))
+      GTEST_SKIP() << "mke2fs/debugfs not installed";
+    dir_ = MakeTempDir("sb");
     ASSERT_FALSE(dir_.empty());
-    image_ = MakeImage(dir_, GetParam().args, GetParam().size);
+    image_ = MakeImageWithSmallTree(dir_, GetParam().args, GetParam().size);
     ASSERT_FALSE(image_.empty()) << "mke2fs " << GetParam().args;
     if (GetParam().post != nullptr) {
       if (access(kTune2fs, X_OK) != 0) GTEST_SKIP() << "tune2fs missing";
@@ -169,7 +127,7 @@ class InodeImageTest : public ::testing::TestWithParam<Variant> {
       ASSERT_EQ(std::system(command.c_str()), 0) << command;
     }
     auto parsed =
-        ParseSuperblock(ReadAt(image_, kSuperblockOffset, kSuperblockSize));
+        ParseSuperblock(ReadFileAt(image_, kSuperblockOffset, kSuperblockSize));
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     sb_ = *parsed;
   }
@@ -182,11 +140,11 @@ class InodeImageTest : public ::testing::TestWithParam<Variant> {
     uint32_t index = (ino - 1) % sb_.inodes_per_group;
     uint64_t at = GroupDescriptorBlock(sb_, group) * sb_.block_size() +
                   GroupDescriptorOffsetInBlock(sb_, group);
-    auto gd = ParseGroupDescriptor(ReadAt(image_, at, sb_.descriptor_size()),
-                                   group, sb_);
+    auto gd = ParseGroupDescriptor(
+        ReadFileAt(image_, at, sb_.descriptor_size()), group, sb_);
     EXPECT_TRUE(gd.ok()) << gd.status();
     if (!gd.ok()) return {};
-    return ReadAt(
+    return ReadFileAt(
         image_,
         gd->inode_table * sb_.block_size() + uint64_t{index} * sb_.inode_size(),
         sb_.inode_size());
@@ -500,19 +458,21 @@ INSTANTIATE_TEST_SUITE_P(Mke2fs, InodeCorruptionTest,
                          });
 
 TEST(InodeChecksumTest, SmallInodesKeepTheLowHalf) {
-  if (!HaveTools()) GTEST_SKIP() << "mke2fs/debugfs not installed";
-  std::string dir = MakeTempDir();
-  std::string image = MakeImage(dir, "-t ext4 -I 128", "4M");
+  if (!HaveTools({kMke2fs, kDebugfs}))
+    GTEST_SKIP() << "mke2fs/debugfs not installed";
+  std::string dir = MakeTempDir("sb");
+  std::string image = MakeImageWithSmallTree(dir, "-t ext4 -I 128", "4M");
   ASSERT_FALSE(image.empty());
-  auto sb = ParseSuperblock(ReadAt(image, kSuperblockOffset, kSuperblockSize));
+  auto sb =
+      ParseSuperblock(ReadFileAt(image, kSuperblockOffset, kSuperblockSize));
   ASSERT_TRUE(sb.ok());
   auto gd = ParseGroupDescriptor(
-      ReadAt(image, GroupDescriptorBlock(*sb, 0) * sb->block_size(),
-             sb->descriptor_size()),
+      ReadFileAt(image, GroupDescriptorBlock(*sb, 0) * sb->block_size(),
+                 sb->descriptor_size()),
       0, *sb);
   ASSERT_TRUE(gd.ok());
   std::vector<uint8_t> raw =
-      ReadAt(image, gd->inode_table * sb->block_size() + 128, 128);
+      ReadFileAt(image, gd->inode_table * sb->block_size() + 128, 128);
   auto root = ParseInode(raw, 2, *sb);
   ASSERT_TRUE(root.ok()) << root.status();
   EXPECT_EQ(root->checksum, InodeChecksum(raw, 2, *sb) & 0xFFFF);

@@ -1,6 +1,5 @@
 #include "ext4/format/superblock.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "ext4/errno_status.h"
 #include "ext4/format/checksum.h"
+#include "ext4/testing/image_tools.h"
 #include "gtest/gtest.h"
 
 namespace ext4::format {
@@ -22,60 +22,15 @@ namespace {
 
 // ---- Images made by mke2fs, and the facts dumpe2fs reports about them. ----
 
-constexpr char kMke2fs[] = "/usr/sbin/mke2fs";
-constexpr char kDumpe2fs[] = "/usr/sbin/dumpe2fs";
-constexpr char kTune2fs[] = "/usr/sbin/tune2fs";
-
-bool HaveTools() {
-  return access(kMke2fs, X_OK) == 0 && access(kDumpe2fs, X_OK) == 0;
-}
-
-std::string MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string pattern =
-      absl::StrCat(base != nullptr && *base ? base : "/tmp", "/sbXXXXXX");
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  if (mkdtemp(buffer.data()) == nullptr) return "";
-  return buffer.data();
-}
-
-std::string Run(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), pipe)) > 0) out.append(chunk, n);
-  pclose(pipe);
-  return out;
-}
-
-// Makes an image with a small tree in it; "" on failure.
-std::string MakeImage(const std::string& dir, const std::string& args,
-                      const std::string& size) {
-  std::string src = dir + "/src";
-  std::string setup = absl::StrCat(
-      "mkdir -p ", src, "/sub && echo hello > ", src, "/file && ln -sf file ",
-      src, "/link && head -c 20000 /dev/zero > ", src, "/sub/zeros");
-  if (std::system(setup.c_str()) != 0) return "";
-  std::string image = dir + "/fs.img";
-  std::string command = absl::StrCat(kMke2fs, " -q -F ", args, " -d ", src, " ",
-                                     image, " ", size, " >/dev/null 2>&1");
-  if (std::system(command.c_str()) != 0) return "";
-  return image;
-}
-
-std::vector<uint8_t> ReadAt(const std::string& path, uint64_t offset,
-                            size_t length) {
-  std::vector<uint8_t> data(length);
-  int fd = open(path.c_str(), O_RDONLY);
-  if (fd < 0) return {};
-  ssize_t got = pread(fd, data.data(), length, static_cast<off_t>(offset));
-  close(fd);
-  if (got != static_cast<ssize_t>(length)) return {};
-  return data;
-}
+using ::ext4::testing::HaveTools;
+using ::ext4::testing::kDumpe2fs;
+using ::ext4::testing::kMke2fs;
+using ::ext4::testing::kTune2fs;
+using ::ext4::testing::MakeImageWithSmallTree;
+using ::ext4::testing::MakeTempDir;
+using ::ext4::testing::ReadFileAt;
+using ::ext4::testing::RunCommand;
+using ::ext4::testing::StderrMode;
 
 std::string Trim(const std::string& text) {
   size_t begin = text.find_first_not_of(" \t");
@@ -86,7 +41,9 @@ std::string Trim(const std::string& text) {
 // `dumpe2fs -h` as key -> value.
 std::map<std::string, std::string> DumpHeader(const std::string& image) {
   std::map<std::string, std::string> facts;
-  std::string out = Run(absl::StrCat(kDumpe2fs, " -h ", image, " 2>/dev/null"));
+  std::string out =
+      RunCommand(absl::StrCat(kDumpe2fs, " -h ", image), StderrMode::kDiscard)
+          .output;
   size_t pos = 0;
   while (pos < out.size()) {
     size_t end = out.find('\n', pos);
@@ -148,10 +105,11 @@ const Variant kVariants[] = {
 class ImageTest : public ::testing::TestWithParam<Variant> {
  protected:
   void SetUp() override {
-    if (!HaveTools()) GTEST_SKIP() << "mke2fs/dumpe2fs not installed";
-    dir_ = MakeTempDir();
+    if (!HaveTools({kMke2fs, kDumpe2fs}))
+      GTEST_SKIP() << "mke2fs/dumpe2fs not installed";
+    dir_ = MakeTempDir("sb");
     ASSERT_FALSE(dir_.empty());
-    image_ = MakeImage(dir_, GetParam().args, GetParam().size);
+    image_ = MakeImageWithSmallTree(dir_, GetParam().args, GetParam().size);
     ASSERT_FALSE(image_.empty()) << "mke2fs " << GetParam().args;
     if (GetParam().post != nullptr) {
       if (access(kTune2fs, X_OK) != 0) GTEST_SKIP() << "tune2fs missing";
@@ -159,7 +117,7 @@ class ImageTest : public ::testing::TestWithParam<Variant> {
                                          image_, " >/dev/null 2>&1");
       ASSERT_EQ(std::system(command.c_str()), 0) << command;
     }
-    raw_ = ReadAt(image_, kSuperblockOffset, kSuperblockSize);
+    raw_ = ReadFileAt(image_, kSuperblockOffset, kSuperblockSize);
     ASSERT_EQ(raw_.size(), kSuperblockSize);
   }
   void TearDown() override {
@@ -344,12 +302,13 @@ INSTANTIATE_TEST_SUITE_P(Mke2fs, ImageTest, ::testing::ValuesIn(kVariants),
 class SuperblockCorruptionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!HaveTools()) GTEST_SKIP() << "mke2fs/dumpe2fs not installed";
-    dir_ = MakeTempDir();
+    if (!HaveTools({kMke2fs, kDumpe2fs}))
+      GTEST_SKIP() << "mke2fs/dumpe2fs not installed";
+    dir_ = MakeTempDir("sb");
     ASSERT_FALSE(dir_.empty());
-    std::string image = MakeImage(dir_, "-t ext4", "4M");
+    std::string image = MakeImageWithSmallTree(dir_, "-t ext4", "4M");
     ASSERT_FALSE(image.empty());
-    raw_ = ReadAt(image, kSuperblockOffset, kSuperblockSize);
+    raw_ = ReadFileAt(image, kSuperblockOffset, kSuperblockSize);
     ASSERT_EQ(raw_.size(), kSuperblockSize);
     ASSERT_TRUE(ParseSuperblock(raw_).ok());
   }

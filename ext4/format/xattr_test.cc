@@ -1,6 +1,5 @@
 #include "ext4/format/xattr.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -14,8 +13,10 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "ext4/errno_status.h"
 #include "ext4/format/checksum.h"
+#include "ext4/testing/image_tools.h"
 #include "gtest/gtest.h"
 
 namespace ext4::format {
@@ -436,53 +437,24 @@ TEST(AclTest, RejectsBadDiskInput) {
 // ---------------------------------------------------------------------------
 // A real image made by mke2fs -d from a tree with xattrs.
 
-int RunShell(const std::string& command, std::string* out) {
-  const std::string full = "PATH=\"$PATH:/sbin:/usr/sbin\" " + command;
-  FILE* pipe = popen(full.c_str(), "r");
-  if (pipe == nullptr) return -1;
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) text.append(buf, n);
-  const int status = pclose(pipe);
-  if (out != nullptr) *out = text;
-  return status;
-}
-
-bool HaveTool(const std::string& name) {
-  return RunShell("command -v " + name + " >/dev/null 2>&1", nullptr) == 0;
-}
-
-std::string MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string templ =
-      std::string(base != nullptr ? base : "/tmp") + "/e4fs_xattr_XXXXXX";
-  std::vector<char> buf(templ.begin(), templ.end());
-  buf.push_back('\0');
-  if (mkdtemp(buf.data()) == nullptr) return "";
-  return std::string(buf.data());
-}
-
-std::vector<uint8_t> ReadAt(const std::string& path, uint64_t offset,
-                            size_t size) {
-  std::vector<uint8_t> data(size, 0);
-  const int fd = open(path.c_str(), O_RDONLY);
-  if (fd < 0) return {};
-  const ssize_t got = pread(fd, data.data(), size, static_cast<off_t>(offset));
-  close(fd);
-  if (got != static_cast<ssize_t>(size)) return {};
-  return data;
-}
+using ::ext4::testing::CommandResult;
+using ::ext4::testing::HaveTools;
+using ::ext4::testing::kDebugfs;
+using ::ext4::testing::kMke2fs;
+using ::ext4::testing::MakeTempDir;
+using ::ext4::testing::ReadFileAt;
+using ::ext4::testing::RunCommand;
+using ::ext4::testing::StderrMode;
 
 // The inode's bytes and its xattr block number, from debugfs.
 bool ReadInode(const std::string& image, const std::string& file,
                uint64_t block_size, std::vector<uint8_t>* inode,
                uint64_t* file_acl) {
-  std::string out;
-  if (RunShell("debugfs -R \"imap " + file + "\" " + image + " 2>/dev/null",
-               &out) != 0) {
-    return false;
-  }
+  const CommandResult imap =
+      RunCommand(absl::StrCat(kDebugfs, " -R \"imap ", file, "\" ", image),
+                 StderrMode::kDiscard);
+  if (imap.exit_code != 0) return false;
+  const std::string& out = imap.output;
   unsigned long long block = 0;
   unsigned int off = 0;
   const size_t at = out.find("located at block");
@@ -491,16 +463,16 @@ bool ReadInode(const std::string& image, const std::string& file,
                   &block, &off) != 2) {
     return false;
   }
-  *inode = ReadAt(image, block * block_size + off, 256);
+  *inode = ReadFileAt(image, block * block_size + off, 256);
   if (inode->size() != 256) return false;
-  if (RunShell("debugfs -R \"stat " + file + "\" " + image + " 2>/dev/null",
-               &out) != 0) {
-    return false;
-  }
+  const CommandResult stat =
+      RunCommand(absl::StrCat(kDebugfs, " -R \"stat ", file, "\" ", image),
+                 StderrMode::kDiscard);
+  if (stat.exit_code != 0) return false;
   unsigned long long acl = 0;
-  const size_t fa = out.find("File ACL:");
+  const size_t fa = stat.output.find("File ACL:");
   if (fa == std::string::npos ||
-      std::sscanf(out.c_str() + fa, "File ACL: %llu", &acl) != 1) {
+      std::sscanf(stat.output.c_str() + fa, "File ACL: %llu", &acl) != 1) {
     return false;
   }
   *file_acl = acl;
@@ -517,10 +489,10 @@ void ExpectStoredHash(const XattrEntry& e) {
 }
 
 TEST(XattrRealImageTest, ParsesMke2fsXattrs) {
-  if (!HaveTool("mke2fs") || !HaveTool("debugfs")) {
+  if (!HaveTools({kMke2fs, kDebugfs})) {
     GTEST_SKIP() << "mke2fs/debugfs not installed";
   }
-  const std::string dir = MakeTempDir();
+  const std::string dir = MakeTempDir("e4fs_xattr_");
   ASSERT_FALSE(dir.empty());
   const std::string src = dir + "/src";
   ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
@@ -528,7 +500,7 @@ TEST(XattrRealImageTest, ParsesMke2fsXattrs) {
   std::ofstream(src + "/g") << "g";
   std::ofstream(src + "/acl") << "a";
   if (setxattr((src + "/f").c_str(), "user.small", "hello", 5, 0) != 0) {
-    RunShell("rm -rf " + dir, nullptr);
+    RunCommand("rm -rf " + dir, StderrMode::kInherit);
     GTEST_SKIP() << "the test directory does not take user xattrs";
   }
   const std::string big(3000, 'B');
@@ -546,13 +518,15 @@ TEST(XattrRealImageTest, ParsesMke2fsXattrs) {
 
   const std::string image = dir + "/img";
   // 4 KiB blocks: a 3000-byte value does not fit a 1 KiB xattr block.
-  ASSERT_EQ(RunShell("mke2fs -q -F -t ext4 -b 4096 -I 256 -O metadata_csum "
-                     "-d " +
-                         src + " " + image + " 8M >/dev/null 2>&1",
-                     nullptr),
+  ASSERT_EQ(RunCommand(absl::StrCat(kMke2fs,
+                                    " -q -F -t ext4 -b 4096 -I 256 -O "
+                                    "metadata_csum -d ",
+                                    src, " ", image, " 8M >/dev/null 2>&1"),
+                       StderrMode::kInherit)
+                .exit_code,
             0);
   constexpr uint64_t kBlockSize = 4096;
-  const std::vector<uint8_t> super = ReadAt(image, 1024, 1024);
+  const std::vector<uint8_t> super = ReadFileAt(image, 1024, 1024);
   ASSERT_EQ(super.size(), 1024u);
   ASSERT_EQ(Le16(super, 0x38), 0xEF53);
   ASSERT_EQ(Le32(super, 0x64) & 0x2000, 0u);  // no metadata_csum_seed
@@ -583,7 +557,7 @@ TEST(XattrRealImageTest, ParsesMke2fsXattrs) {
   auto g_inline = ParseInodeXattrs(in_inode(inode));
   ASSERT_TRUE(g_inline.ok()) << g_inline.status();
   const std::vector<uint8_t> block =
-      ReadAt(image, file_acl * kBlockSize, kBlockSize);
+      ReadFileAt(image, file_acl * kBlockSize, kBlockSize);
   ASSERT_EQ(block.size(), kBlockSize);
   auto g_block = ParseXattrBlock(block, file_acl, true, fs_seed);
   ASSERT_TRUE(g_block.ok()) << g_block.status();
@@ -625,7 +599,7 @@ TEST(XattrRealImageTest, ParsesMke2fsXattrs) {
     entries = *acl_inline;
     std::vector<uint8_t> acl_block;
     if (file_acl != 0) {
-      acl_block = ReadAt(image, file_acl * kBlockSize, kBlockSize);
+      acl_block = ReadFileAt(image, file_acl * kBlockSize, kBlockSize);
       auto parsed = ParseXattrBlock(acl_block, file_acl, true, fs_seed);
       ASSERT_TRUE(parsed.ok()) << parsed.status();
       entries.insert(entries.end(), parsed->entries.begin(),
@@ -647,7 +621,7 @@ TEST(XattrRealImageTest, ParsesMke2fsXattrs) {
     ASSERT_TRUE(disk.ok()) << disk.status();
     EXPECT_EQ(*disk, found->value);
   }
-  RunShell("rm -rf " + dir, nullptr);
+  RunCommand("rm -rf " + dir, StderrMode::kInherit);
 }
 
 }  // namespace
