@@ -408,21 +408,15 @@ absl::StatusOr<FsStats> FilesystemImpl::StatFs() {
   FsStats stats;
   stats.block_size = sb_.block_size();
   E4_ASSIGN_OR_RETURN(uint64_t overhead, Overhead());
-  stats.blocks = sb_.blocks_count > overhead ? sb_.blocks_count - overhead : 0;
-  // On a read-write mount the allocator keeps these exact; a read-only
-  // mount reports what the superblock recorded.
-  stats.free_blocks = sb_.free_blocks_count;
-  // Like the kernel, keep back the root reserve and, on extent filesystems,
-  // 2% (at most 4096 clusters) for metadata that writes may still need.
-  uint64_t reserve = sb_.r_blocks_count;
-  if (sb_.has_incompat(format::kIncompatExtents)) {
-    uint64_t ratio = sb_.cluster_size() / sb_.block_size();
-    reserve += std::min<uint64_t>(sb_.blocks_count / ratio / 50, 4096) * ratio;
-  }
-  stats.available_blocks =
-      sb_.free_blocks_count > reserve ? sb_.free_blocks_count - reserve : 0;
-  stats.inodes = sb_.inodes_count;
-  stats.free_inodes = sb_.free_inodes_count;
+  // On a read-write mount the allocator keeps the free counts exact; a
+  // read-only mount reports what the superblock recorded.
+  StatfsCounts counts =
+      KernelStatfs(sb_, overhead, sb_.free_blocks_count, sb_.free_inodes_count);
+  stats.blocks = counts.blocks;
+  stats.free_blocks = counts.bfree;
+  stats.available_blocks = counts.bavail;
+  stats.inodes = counts.files;
+  stats.free_inodes = counts.ffree;
   stats.name_max = 255;
   uint64_t u0 = format::Le64(format::Bytes(sb_.uuid, 16), 0);
   uint64_t u1 = format::Le64(format::Bytes(sb_.uuid, 16), 8);

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -205,6 +206,10 @@ struct Layout {
   bool clear_recorded_overhead = false;
 };
 
+void PrintTo(const Layout& layout, std::ostream* os) {
+  *os << layout.name << " (" << layout.options << " " << layout.size << ")";
+}
+
 const Layout kLayouts[] = {
     {"ext4", "-t ext4", "512M"},
     {"no_csum_no_64bit", "-t ext4 -O ^metadata_csum,^64bit", "512M"},
@@ -269,12 +274,19 @@ class OverheadTest : public testing::TestWithParam<Layout> {
 };
 
 // mke2fs records the overhead it laid out; the computation (with the
-// recorded value hidden from it) must reach the same number.
+// recorded value hidden from it) must reach the same number. The kernel's
+// count without bigalloc has matched mke2fs's since it learned of the
+// reserved GDT blocks.
 TEST_P(OverheadTest, MatchesMke2fsRecord) {
   auto image = Image::Open(image_);
   ASSERT_TRUE(image.ok()) << image.status();
   format::Superblock sb = (*image)->sb();
   if (recorded_ == 0) GTEST_SKIP() << "mke2fs recorded no overhead";
+  // With bigalloc the kernel's own count leaves out the reserved GDT blocks,
+  // which mke2fs's count includes: where they reach past the clusters the
+  // bitmaps and tables use, the two differ (the kernel mount, which takes
+  // the recorded value unless it is cleared, is the oracle there).
+  if (sb.bigalloc()) GTEST_SKIP() << "bigalloc: mke2fs counts differently";
   sb.overhead_clusters = 0;
   auto computed = (*image)->Overhead(sb);
   ASSERT_TRUE(computed.ok()) << computed.status();
