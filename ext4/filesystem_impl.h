@@ -10,10 +10,12 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "cache/ref_cache.h"
 #include "ext4/allocator.h"
 #include "ext4/directory.h"
+#include "ext4/directory_writer.h"
 #include "ext4/file_map.h"
 #include "ext4/filesystem.h"
 #include "ext4/format/group_descriptor.h"
@@ -149,6 +151,12 @@ class FilesystemImpl final : public Filesystem {
                        InCoreInode& child);
   absl::Status RemoveLink(Transaction& tx, InCoreInode& dir,
                           std::string_view name);
+  // Runs `body` with the directory's blocks as the directory writer sees
+  // them (an inline directory first moves into a block).
+  absl::Status EditDirectory(
+      Transaction& tx, InCoreInode& dir,
+      absl::FunctionRef<absl::Status(DirectoryWriteTarget&, DirectoryContext&)>
+          body);
   // Drops one link of `node`; frees it when none remain and it is not open,
   // or puts it on the orphan list when it is.
   absl::Status DropLink(Transaction& tx, InCoreInode& node);

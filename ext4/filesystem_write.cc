@@ -277,9 +277,11 @@ absl::StatusOr<FilesystemImpl::InodeHandle> FilesystemImpl::NewInode(
   return handle;
 }
 
-absl::Status FilesystemImpl::AddLink(Transaction& tx, InCoreInode& dir,
-                                     std::string_view name,
-                                     InCoreInode& child) {
+absl::Status FilesystemImpl::EditDirectory(
+    Transaction& tx, InCoreInode& dir,
+    absl::FunctionRef<absl::Status(DirectoryWriteTarget&, DirectoryContext&)>
+        body) {
+  // Inline directories move into a block before any change.
   if (dir.inode.flags & format::kInodeFlagInlineData) {
     E4_RETURN_IF_ERROR(ConvertInlineData(tx, dir));
   }
@@ -292,29 +294,27 @@ absl::Status FilesystemImpl::AddLink(Transaction& tx, InCoreInode& dir,
   ExtentDirectory target(dir, tree, sb_.block_size(), GoalFor(dir),
                          sb_.has_compat(format::kCompatDirIndex));
   DirectoryContext ctx = DirContext(dir);
-  E4_RETURN_IF_ERROR(
-      AddEntry(tx, ctx, target, name, child.ino, child.inode.mode));
-  Timestamp now = Now();
-  dir.inode.mtime = dir.inode.ctime = ToInodeTime(now);
+  return body(target, ctx);
+}
+
+absl::Status FilesystemImpl::AddLink(Transaction& tx, InCoreInode& dir,
+                                     std::string_view name,
+                                     InCoreInode& child) {
+  E4_RETURN_IF_ERROR(EditDirectory(
+      tx, dir, [&](DirectoryWriteTarget& target, DirectoryContext& ctx) {
+        return AddEntry(tx, ctx, target, name, child.ino, child.inode.mode);
+      }));
+  dir.inode.mtime = dir.inode.ctime = ToInodeTime(Now());
   return WriteInode(tx, dir);
 }
 
 absl::Status FilesystemImpl::RemoveLink(Transaction& tx, InCoreInode& dir,
                                         std::string_view name) {
-  if (dir.inode.flags & format::kInodeFlagInlineData) {
-    E4_RETURN_IF_ERROR(ConvertInlineData(tx, dir));
-  }
-  if (!(dir.inode.flags & format::kInodeFlagExtents)) {
-    return ErrnoError(EOPNOTSUPP,
-                      "changing indirect-mapped directories is not supported");
-  }
-  ExtentTree tree(dir.inode, sb_.block_size(), sb_.metadata_csum(),
-                  dir.checksum_seed, *allocator_);
-  ExtentDirectory target(dir, tree, sb_.block_size(), GoalFor(dir),
-                         sb_.has_compat(format::kCompatDirIndex));
-  E4_RETURN_IF_ERROR(RemoveEntry(tx, DirContext(dir), target, name));
-  Timestamp now = Now();
-  dir.inode.mtime = dir.inode.ctime = ToInodeTime(now);
+  E4_RETURN_IF_ERROR(EditDirectory(
+      tx, dir, [&](DirectoryWriteTarget& target, DirectoryContext& ctx) {
+        return RemoveEntry(tx, ctx, target, name);
+      }));
+  dir.inode.mtime = dir.inode.ctime = ToInodeTime(Now());
   return WriteInode(tx, dir);
 }
 
@@ -443,16 +443,13 @@ absl::StatusOr<Attributes> FilesystemImpl::MakeDirectory(
   Transaction tx(blocks_);
   E4_ASSIGN_OR_RETURN(InodeHandle child,
                       NewInode(tx, *parent, S_IFDIR | (mode & 07777), who));
-  {
-    ExtentTree tree(child->inode, sb_.block_size(), sb_.metadata_csum(),
-                    child->checksum_seed, *allocator_);
-    ExtentDirectory target(*child, tree, sb_.block_size(), GoalFor(*child),
-                           sb_.has_compat(format::kCompatDirIndex));
-    E4_ASSIGN_OR_RETURN(uint64_t block, target.AppendBlock(tx));
-    E4_ASSIGN_OR_RETURN(format::MutableBytes bytes, tx.ModifyNew(block));
-    E4_RETURN_IF_ERROR(
-        InitDirectoryBlock(DirContext(*child), bytes, child->ino, parent->ino));
-  }
+  E4_RETURN_IF_ERROR(EditDirectory(
+      tx, *child,
+      [&](DirectoryWriteTarget& target, DirectoryContext& ctx) -> absl::Status {
+        E4_ASSIGN_OR_RETURN(uint64_t block, target.AppendBlock(tx));
+        E4_ASSIGN_OR_RETURN(format::MutableBytes bytes, tx.ModifyNew(block));
+        return InitDirectoryBlock(ctx, bytes, child->ino, parent->ino);
+      }));
   E4_RETURN_IF_ERROR(WriteInode(tx, *child));
   // dir_nlink: past the limit a directory's link count stays 1 ("many").
   if (up.links_count != 1) up.links_count = overflow ? 1 : up.links_count + 1;
@@ -568,16 +565,12 @@ absl::Status FilesystemImpl::RemoveDirectory(InodeNumber dir,
   if (!S_ISDIR(node->inode.mode)) return ErrnoError(ENOTDIR, "not a directory");
   Transaction tx(blocks_);
   bool empty = true;
-  if (node->inode.flags & format::kInodeFlagInlineData) {
-    E4_RETURN_IF_ERROR(ConvertInlineData(tx, *node));
-  }
-  {
-    ExtentTree tree(node->inode, sb_.block_size(), sb_.metadata_csum(),
-                    node->checksum_seed, *allocator_);
-    ExtentDirectory target(*node, tree, sb_.block_size(), GoalFor(*node),
-                           sb_.has_compat(format::kCompatDirIndex));
-    E4_ASSIGN_OR_RETURN(empty, IsEmpty(tx, DirContext(*node), target));
-  }
+  E4_RETURN_IF_ERROR(EditDirectory(
+      tx, *node,
+      [&](DirectoryWriteTarget& target, DirectoryContext& ctx) -> absl::Status {
+        E4_ASSIGN_OR_RETURN(empty, IsEmpty(tx, ctx, target));
+        return absl::OkStatus();
+      }));
   if (!empty) return ErrnoError(ENOTEMPTY, "directory not empty");
   E4_RETURN_IF_ERROR(RemoveLink(tx, *parent, name));
   if (parent->inode.links_count > 2) parent->inode.links_count--;
@@ -646,14 +639,10 @@ absl::Status FilesystemImpl::Rename(InodeNumber old_dir,
   }
   Transaction tx(blocks_);
   auto with_target = [&](InCoreInode& dir, auto&& body) -> absl::Status {
-    if (dir.inode.flags & format::kInodeFlagInlineData) {
-      E4_RETURN_IF_ERROR(ConvertInlineData(tx, dir));
-    }
-    ExtentTree tree(dir.inode, sb_.block_size(), sb_.metadata_csum(),
-                    dir.checksum_seed, *allocator_);
-    ExtentDirectory target_dir(dir, tree, sb_.block_size(), GoalFor(dir),
-                               sb_.has_compat(format::kCompatDirIndex));
-    return body(target_dir, DirContext(dir));
+    return EditDirectory(tx, dir,
+                         [&](DirectoryWriteTarget& d, DirectoryContext& ctx) {
+                           return body(d, ctx);
+                         });
   };
   const Timestamp now = Now();
   if (flags & kRenameExchange) {
