@@ -33,36 +33,9 @@ using ::ext4::testing::ReadFileAt;
 using ::ext4::testing::RunCommand;
 using ::ext4::testing::StderrMode;
 
-struct Variant {
-  const char* name;
-  const char* args;
-  const char* size;
-  const char* post;  // a command run on the image afterwards, or nullptr
-};
-
-const Variant kVariants[] = {
-    {"ext4", "-t ext4", "4M", nullptr},
-    {"ext4_4k", "-t ext4 -b 4096", "16M", nullptr},
-    {"ext4_64k", "-t ext4 -b 65536", "64M", nullptr},
-    {"no_csum_no_64bit", "-t ext4 -O ^metadata_csum,^64bit", "4M", nullptr},
-    {"gdt_csum_32", "-t ext4 -O ^metadata_csum,^64bit,uninit_bg", "4M",
-     nullptr},
-    {"gdt_csum_64", "-t ext4 -O ^metadata_csum,uninit_bg", "4M", nullptr},
-    {"inode128", "-t ext4 -I 128", "4M", nullptr},
-    {"ext2", "-t ext2", "4M", nullptr},
-    {"ext3", "-t ext3", "8M", nullptr},
-    {"bigalloc", "-t ext4 -O bigalloc -C 16384", "32M", nullptr},
-    {"meta_bg", "-t ext4 -O meta_bg,^resize_inode", "256M", nullptr},
-    {"no_flex_bg", "-t ext4 -O ^flex_bg", "32M", nullptr},
-    {"sparse_super2", "-t ext4 -O sparse_super2", "64M", nullptr},
-    {"inline_data", "-t ext4 -O inline_data", "4M", nullptr},
-    {"csum_seed_orphan_file", "-t ext4 -O metadata_csum_seed,orphan_file", "8M",
-     nullptr},
-    {"csum_seed_new_uuid", "-t ext4 -O metadata_csum_seed", "8M",
-     "-U 01234567-89ab-cdef-0123-456789abcdef"},
-    {"label", "-t ext4 -L e4fs-volume-lbl -E root_owner=1000:1000", "4M",
-     nullptr},
-};
+// The mke2fs layouts every format test checks (shared in image_tools.h).
+using Variant = ::ext4::testing::ImageVariant;
+constexpr const auto& kVariants = ::ext4::testing::kImageVariants;
 
 // One group as `dumpe2fs` lists it.
 struct GroupFacts {
