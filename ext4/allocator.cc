@@ -596,7 +596,8 @@ absl::StatusOr<bool> BitmapAllocator::SearchGroups(Transaction& tx,
       if (ErrnoOf(bits.status()) == EUCLEAN) continue;  // marked bad: skip
       return bits.status();
     }
-    if (FindRun(*bits, nbits, from, to, want, group, best)) return true;
+    const format::Bytes usable = WithFreedHeldBack(group, *bits);
+    if (FindRun(usable, nbits, from, to, want, group, best)) return true;
     if (any_run && best.length > 0) return false;
   }
   return false;
@@ -628,12 +629,28 @@ absl::StatusOr<BlockRun> BitmapAllocator::AllocateBlocks(Transaction& tx,
   // groups with that many free blocks. Failing that, the longest run seen;
   // when no group has `want` free blocks, the longest run of the first group
   // from the goal that has any.
-  E4_ASSIGN_OR_RETURN(bool found, SearchGroups(tx, goal_group, goal_offset,
-                                               want, /*any_run=*/false, best));
-  if (!found && best.length == 0) {
-    E4_RETURN_IF_ERROR(SearchGroups(tx, goal_group, goal_offset, want,
-                                    /*any_run=*/true, best)
-                           .status());
+  auto search = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    E4_ASSIGN_OR_RETURN(bool found,
+                        SearchGroups(tx, goal_group, goal_offset, want,
+                                     /*any_run=*/false, best));
+    if (!found && best.length == 0) {
+      E4_RETURN_IF_ERROR(SearchGroups(tx, goal_group, goal_offset, want,
+                                      /*any_run=*/true, best)
+                             .status());
+    }
+    return absl::OkStatus();
+  };
+  E4_RETURN_IF_ERROR(search());
+  const bool others_held_back =
+      std::any_of(freed_.begin(), freed_.end(),
+                  [&](const FreedRun& run) { return run.tx != tx.id(); });
+  if (best.length == 0 && others_held_back && commit_) {
+    // Only blocks freed by earlier, uncommitted operations are left: commit
+    // them, then they may be reused.
+    E4_RETURN_IF_ERROR(commit_());
+    std::erase_if(freed_,
+                  [&](const FreedRun& run) { return run.tx != tx.id(); });
+    E4_RETURN_IF_ERROR(search());
   }
   if (best.length == 0) return NoSpace("blocks");
   E4_RETURN_IF_ERROR(MarkBlocksUsed(tx, best));
@@ -702,7 +719,39 @@ absl::Status BitmapAllocator::FreeBlocks(Transaction& tx, uint64_t first,
     if (sb_.metadata_csum()) gd.block_bitmap_csum = BlockBitmapChecksum(bits);
     E4_RETURN_IF_ERROR(PutGroupLocked(tx, piece.group, gd));
   }
+  if (defer_reuse_) freed_.push_back({first, first + count, tx.id()});
   return absl::OkStatus();
+}
+
+void BitmapAllocator::DeferReuse(std::function<absl::Status()> commit) {
+  absl::MutexLock lock(&mu_);
+  defer_reuse_ = true;
+  commit_ = std::move(commit);
+}
+
+void BitmapAllocator::ReleaseFreed() {
+  absl::MutexLock lock(&mu_);
+  freed_.clear();
+}
+
+format::Bytes BitmapAllocator::WithFreedHeldBack(uint32_t group,
+                                                 format::Bytes bits) {
+  if (freed_.empty()) return bits;
+  const uint64_t first = sb_.group_first_block(group);
+  const uint64_t end = first + BlocksInGroup(group);
+  bool copied = false;
+  for (const FreedRun& run : freed_) {
+    const uint64_t from = std::max(run.start, first);
+    const uint64_t to = std::min(run.end, end);
+    if (from >= to) continue;
+    if (!copied) {
+      busy_scratch_.assign(bits.begin(), bits.end());
+      copied = true;
+    }
+    SetBits(busy_scratch_, static_cast<uint32_t>(from - first),
+            static_cast<uint32_t>(to - first));
+  }
+  return copied ? format::Bytes(busy_scratch_) : bits;
 }
 
 // ---- Inodes ----

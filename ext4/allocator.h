@@ -25,6 +25,7 @@
 #define E4FS_EXT4_ALLOCATOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -110,6 +111,17 @@ class BitmapAllocator final : public BlockAllocator {
   // bitmaps and inode tables are known once Load() has run; before, only
   // the superblock copy and descriptor blocks are skipped).
   uint64_t GoalForInode(uint32_t ino, bool regular_file = false) const;
+
+  // Journaled filesystems: blocks freed since the last journal commit are
+  // not handed out again until that commit, so a crash (which brings back
+  // the committed state, in which they are still in use) never finds them
+  // overwritten. `commit` is called, with the allocator's lock held, when
+  // only such blocks are left: it must commit the journal's running
+  // transaction (without touching the allocator); blocks freed by the
+  // transaction in progress stay held back.
+  void DeferReuse(std::function<absl::Status()> commit);
+  // The journal committed: every held-back block may be reused.
+  void ReleaseFreed();
 
   uint64_t free_blocks() const;
   uint64_t free_inodes() const;
@@ -211,6 +223,10 @@ class BitmapAllocator final : public BlockAllocator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MarkBlocksUsed(Transaction& tx, const Candidate& run)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The bitmap to search: `bits` itself, or a copy in busy_scratch_ with
+  // the held-back freed blocks of the group marked in use.
+  format::Bytes WithFreedHeldBack(uint32_t group, format::Bytes bits)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Inode group choice.
   int64_t FindGroupOrlov(uint32_t parent_group, bool top_level)
@@ -238,6 +254,17 @@ class BitmapAllocator final : public BlockAllocator {
   std::vector<Extent> system_zone_ ABSL_GUARDED_BY(mu_);  // sorted, merged
   std::vector<uint8_t> scratch_ ABSL_GUARDED_BY(mu_);     // built bitmaps
   uint32_t topdir_rotor_ ABSL_GUARDED_BY(mu_) = 0;
+  // Freed since the last journal commit (DeferReuse), with the id of the
+  // transaction that freed them.
+  struct FreedRun {
+    uint64_t start = 0;
+    uint64_t end = 0;
+    uint64_t tx = 0;
+  };
+  bool defer_reuse_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<absl::Status()> commit_ ABSL_GUARDED_BY(mu_);
+  std::vector<FreedRun> freed_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint8_t> busy_scratch_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ext4

@@ -26,6 +26,10 @@
 
 namespace ext4 {
 
+// One past the last logical block a file can have (32-bit block numbers):
+// Remove(tx, first, kEndOfFile) cuts everything from `first` on.
+inline constexpr uint64_t kEndOfFile = uint64_t{1} << 32;
+
 // One extent (or the part of one at and after the asked block).
 struct MappedExtent {
   uint64_t logical = 0;

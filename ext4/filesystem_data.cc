@@ -18,8 +18,6 @@
 namespace ext4 {
 namespace {
 
-constexpr uint64_t kEndOfFile = uint64_t{1} << 32;
-
 format::InodeTime ToInodeTime(const Timestamp& t) {
   return format::InodeTime{t.sec, t.nsec};
 }

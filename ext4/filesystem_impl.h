@@ -135,6 +135,12 @@ class FilesystemImpl final : public Filesystem {
   // ---- The write side (filesystem_write.cc and friends). ----
   // Marks the filesystem in use (not clean) on a read-write mount.
   absl::Status StartWriting();
+  // Orphan recovery at mount (filesystem_orphans.cc): the s_last_orphan
+  // chain, then the orphan file's slots.
+  absl::Status RecoverOrphans() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RecoverOrphanFile() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees an orphan without links, truncates one with links to its size.
+  absl::Status FinishOrphan(InodeNumber ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Attributes> AttributesOf(const InCoreInode& node) const;
   absl::StatusOr<InodeNumber> LookupLocked(const InCoreInode& dir,
                                            std::string_view name);

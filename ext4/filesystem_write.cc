@@ -23,7 +23,6 @@ namespace {
 // The most links an inode may have (EXT4_LINK_MAX).
 constexpr uint32_t kLinkMax = 65000;
 constexpr uint32_t kMaxNameLength = 255;
-constexpr uint64_t kEndOfFile = uint64_t{1} << 32;
 
 format::InodeTime ToInodeTime(const Timestamp& t) {
   return format::InodeTime{t.sec, t.nsec};
@@ -107,7 +106,8 @@ absl::Status FilesystemImpl::StartWriting() {
   sb_.state &= ~format::kStateValid;
   sb_.mnt_count++;
   sb_.mtime = Now().sec;
-  return Finish(tx);
+  E4_RETURN_IF_ERROR(Finish(tx));
+  return RecoverOrphans();
 }
 
 FilesystemImpl::WriteScope::WriteScope(FilesystemImpl& fs)

@@ -107,6 +107,64 @@ TEST_F(FilesystemWriteTest, UnlinkedOpenFileLivesUntilItsLastRelease) {
   ExpectClean();
 }
 
+// A crash with an unlinked file still open leaves it on the orphan list; the
+// next read-write mount frees it, as the kernel does.
+TEST_F(FilesystemWriteTest, OrphansOfACrashAreFreedAtTheNextMount) {
+  Make("", "64M");
+  auto file = fs_->Create(kRootInode, "f", 0644, root_);
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(fs_->OpenFile(file->ino).ok());
+  std::vector<uint8_t> data(300000, 0x33);
+  ASSERT_TRUE(fs_->Write(file->ino, 0, data, root_).ok());
+  const auto empty = fs_->StatFs();
+  ASSERT_TRUE(fs_->Unlink(kRootInode, "f").ok());
+  ASSERT_TRUE(fs_->Sync(file->ino, false).ok());
+  fs_.reset();  // the crash: no release, no clean unmount
+  std::string out = dir_ + "/orphan.out";
+  ASSERT_EQ(std::system(absl::StrCat("/usr/sbin/debugfs -R 'stats' ", image_,
+                                     " 2>/dev/null | grep -q 'orphan inode'")
+                            .c_str()),
+            0)
+      << "the crash should leave an orphan list";
+  Mount();
+  const auto after = fs_->StatFs();
+  // The file's inode and its blocks (73 data blocks and none else).
+  EXPECT_EQ(after->free_inodes, empty->free_inodes + 1);
+  EXPECT_GE(after->free_blocks, empty->free_blocks + 73);
+  ExpectClean();
+}
+
+// An orphan with links is an interrupted truncate: the next mount cuts it
+// to its size.
+TEST_F(FilesystemWriteTest, TruncateOrphanIsCutToItsSize) {
+  Make("", "64M");
+  auto file = fs_->Create(kRootInode, "t", 0644, root_);
+  ASSERT_TRUE(file.ok());
+  std::vector<uint8_t> data(200 * 1024, 0x44);
+  ASSERT_TRUE(fs_->Write(file->ino, 0, data, root_).ok());
+  ASSERT_TRUE(fs_->SyncAll().ok());
+  fs_.reset();
+  // As a crash in the middle of truncating to 10 KiB would leave it.
+  ASSERT_EQ(
+      std::system(absl::StrCat("/usr/sbin/debugfs -w -R 'sif <", file->ino,
+                               "> size 10240' ", image_,
+                               " >/dev/null 2>&1 && /usr/sbin/debugfs "
+                               "-w -R 'ssv last_orphan ",
+                               file->ino, "' ", image_, " >/dev/null 2>&1")
+                      .c_str()),
+      0);
+  Mount();
+  auto attr = fs_->GetAttr(file->ino);
+  ASSERT_TRUE(attr.ok());
+  EXPECT_EQ(attr->size, 10240u);
+  EXPECT_EQ(attr->nlink, 1u);
+  EXPECT_LE(attr->blocks, 10240u / 512 + 8);
+  std::vector<uint8_t> back(10240);
+  ASSERT_EQ(*fs_->Read(file->ino, 0, back), back.size());
+  EXPECT_EQ(back, std::vector<uint8_t>(10240, 0x44));
+  ExpectClean();
+}
+
 TEST_F(FilesystemWriteTest, UnnamedFileIsLinkedInOrVanishes) {
   Make("", "64M");
   auto kept = fs_->CreateUnnamed(kRootInode, 0600, root_);

@@ -1,8 +1,15 @@
 #include "ext4/transaction.h"
 
+#include <atomic>
+
 #include "ext4/errno_status.h"
 
 namespace ext4 {
+
+uint64_t Transaction::NextId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
 
 absl::StatusOr<format::MutableBytes> Transaction::Modify(uint64_t block) {
   auto it = changed_.find(block);

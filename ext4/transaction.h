@@ -20,7 +20,8 @@ namespace ext4 {
 
 class Transaction {
  public:
-  explicit Transaction(io::BlockCache& blocks) : blocks_(blocks) {}
+  explicit Transaction(io::BlockCache& blocks)
+      : blocks_(blocks), id_(NextId()) {}
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
 
@@ -47,10 +48,16 @@ class Transaction {
   }
 
   size_t changed_blocks() const { return changed_.size(); }
+  // Unique per transaction object, for bookkeeping that must tell "this
+  // transaction" from earlier ones (the allocator's freed-block list).
+  uint64_t id() const { return id_; }
   uint32_t block_size() const { return blocks_.block_size(); }
 
  private:
+  static uint64_t NextId();
+
   io::BlockCache& blocks_;
+  const uint64_t id_;
   std::map<uint64_t, std::shared_ptr<std::vector<uint8_t>>> changed_;
   std::vector<uint64_t> forgotten_;
   // Blocks Read() handed out spans into, kept alive until commit or abort.

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -28,10 +29,25 @@ class BlockCache {
   absl::StatusOr<BlockRef> Read(uint64_t block);
 
   // Makes `bytes` the block's contents: in core at once (readers see it on
-  // their next Read) and on the device. Used by transaction commit.
+  // their next Read) and on the device -- at once in write-through mode, or
+  // when the journal writes it back in write-back mode. Used by transaction
+  // commit.
   absl::Status Write(uint64_t block, BlockRef bytes);
-  // Forgets a block whose contents no longer matter (freed metadata).
-  void Drop(uint64_t block) { cache_.Erase(block); }
+  // Forgets a block whose contents no longer matter (freed metadata): it is
+  // neither kept nor written back.
+  void Drop(uint64_t block);
+
+  // Write-back mode (a journaled filesystem): Write only records the block
+  // as dirty; nothing reaches the device until the journal has logged it.
+  // Dirty blocks are never evicted: a miss is served from the dirty set.
+  void set_write_back(bool on) { write_back_ = on; }
+  bool write_back() const { return write_back_; }
+  // The dirty blocks, in block order (shared contents, cheap to copy).
+  std::map<uint64_t, BlockRef> DirtyBlocks() const;
+  size_t dirty_count() const;
+  // After the journal wrote `written` in place: those blocks are clean
+  // unless they changed again since.
+  void MarkClean(const std::map<uint64_t, BlockRef>& written);
 
   uint32_t block_size() const { return block_size_; }
   uint64_t block_count() const { return block_count_; }
@@ -50,6 +66,9 @@ class BlockCache {
   const uint64_t block_count_;
   cache::RefCache<uint64_t, Entry> cache_;
   std::atomic<uint64_t> device_reads_{0};
+  std::atomic<bool> write_back_{false};
+  mutable absl::Mutex dirty_mu_;
+  std::map<uint64_t, BlockRef> dirty_ ABSL_GUARDED_BY(dirty_mu_);
 };
 
 }  // namespace ext4::io
