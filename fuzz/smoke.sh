@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SMOKE_SECONDS:-10}
 targets=$(bazel query 'kind(cc_binary, //fuzz:*)' 2>/dev/null)
-bazel build --config=fuzz $targets //fuzz:seed_images //fuzz:seed_inputs
+bazel build --config=fuzz $targets //fuzz:seed_images //fuzz:seed_inputs //fuzz:journal_fuzzer_seeds
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for target in $targets; do
