@@ -27,12 +27,29 @@ absl::StatusOr<std::unique_ptr<Filesystem>> Filesystem::Open(
                       "the filesystem has read-only features this driver does "
                       "not know; mount it with -o ro");
   }
-  if (sb.has_incompat(format::kIncompatRecover) &&
-      (!options.read_only || !options.no_recovery)) {
-    return ErrnoError(EAGAIN,
-                      "the journal needs recovery, which is not supported "
-                      "yet; mount with -o ro,norecovery to read the image as "
-                      "it is");
+  if (sb.has_incompat(format::kIncompatRecover) && options.no_recovery &&
+      !options.read_only) {
+    return ErrnoError(EROFS,
+                      "the journal needs recovery; without it (norecovery) "
+                      "only a read-only mount (-o ro) is possible");
+  }
+  if (sb.has_incompat(format::kIncompatRecover) && !options.no_recovery) {
+    if (!sb.has_compat(format::kCompatHasJournal)) {
+      return Corrupt("the recovery flag is set but there is no journal");
+    }
+    if (!options.read_only && device->read_only()) {
+      return ErrnoError(EROFS, "the image is not writable; mount with -o ro");
+    }
+    E4_ASSIGN_OR_RETURN(device, FilesystemImpl::Replay(std::move(device), sb,
+                                                       options.read_only));
+    E4_RETURN_IF_ERROR(device->ReadAt(format::kSuperblockOffset, raw));
+    E4_ASSIGN_OR_RETURN(sb, format::ParseSuperblock(raw));
+    E4_ASSIGN_OR_RETURN(must_be_read_only, format::CheckFeatures(sb));
+    if (!options.read_only && must_be_read_only) {
+      return ErrnoError(EROFS,
+                        "the filesystem has read-only features this driver "
+                        "does not know; mount it with -o ro");
+    }
   }
   if (!options.read_only) {
     if (!sb.has_incompat(format::kIncompatExtents)) {

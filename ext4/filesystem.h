@@ -111,6 +111,9 @@ struct MountOptions {
   size_t inode_cache_limit = 65536;
   // Soft limit on cached metadata blocks.
   size_t block_cache_limit = 16384;
+  // Journaled read-write mounts commit the running transaction this often
+  // (and on fsync, at unmount, and when it grows large); 0: only then.
+  int commit_interval_seconds = 5;
 };
 
 class Filesystem {

@@ -66,6 +66,12 @@ FilesystemImpl::FilesystemImpl(std::unique_ptr<io::BlockDevice> device,
               options.block_cache_limit),
       inodes_(options.inode_cache_limit) {}
 
+FilesystemImpl::~FilesystemImpl() {
+  // Without SyncAll first this is a crash as far as the image is concerned:
+  // the running transaction is not committed.
+  StopCommitThread();
+}
+
 absl::Status FilesystemImpl::Initialize() {
   uint64_t needed = sb_.blocks_count * sb_.block_size();
   if (device_->Size() / sb_.block_size() < sb_.blocks_count) {
@@ -79,7 +85,8 @@ absl::Status FilesystemImpl::Initialize() {
   }
   if (!read_only_) {
     absl::MutexLock lock(&mu_);
-    return StartWriting();
+    E4_RETURN_IF_ERROR(StartWriting());
+    mounting_ = false;
   }
   return absl::OkStatus();
 }
@@ -425,6 +432,9 @@ absl::StatusOr<FsStats> FilesystemImpl::StatFs() {
 }
 
 absl::Status FilesystemImpl::Pin(InodeNumber ino, uint64_t count) {
+  // Shared, like every reader: a write operation in progress must neither
+  // see this inode join its undo list nor have it loaded under its feet.
+  absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
   inodes_.Pin(handle, cache::PinKind::kLookup, count);
   return absl::OkStatus();

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -23,6 +24,8 @@
 #include "ext4/format/superblock.h"
 #include "ext4/format/xattr.h"
 #include "ext4/io/block_cache.h"
+#include "ext4/journal/journal_writer.h"
+#include "ext4/journal/log_map.h"
 #include "ext4/transaction.h"
 
 namespace ext4 {
@@ -40,8 +43,18 @@ class FilesystemImpl final : public Filesystem {
   FilesystemImpl(std::unique_ptr<io::BlockDevice> device,
                  const format::Superblock& superblock,
                  const MountOptions& options, bool read_only);
+  ~FilesystemImpl() override;
 
   absl::Status Initialize();
+
+  // Replays the journal of `device` (whose superblock is `sb`) before the
+  // mount reads anything: in place for a read-write mount (the journal and
+  // the recovery flag cleared), in memory for a read-only one (the device
+  // returned reads the replayed blocks; the image is untouched).
+  // filesystem_journal.cc.
+  static absl::StatusOr<std::unique_ptr<io::BlockDevice>> Replay(
+      std::unique_ptr<io::BlockDevice> device, const format::Superblock& sb,
+      bool read_only);
 
   bool read_only() const override { return read_only_; }
   std::string Describe() const override;
@@ -135,6 +148,27 @@ class FilesystemImpl final : public Filesystem {
   // ---- The write side (filesystem_write.cc and friends). ----
   // Marks the filesystem in use (not clean) on a read-write mount.
   absl::Status StartWriting();
+  // ---- The journal (filesystem_journal.cc). ----
+  // The journal inode's blocks.
+  absl::StatusOr<journal::LogMap> JournalLogMap();
+  // Read-write mounts of journaled filesystems: the writer, write-back
+  // mode in the block cache, the recovery flag set while mounted.
+  absl::Status StartJournal() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Logs and checkpoints every dirty block as one transaction.
+  // `release_freed`: blocks freed before may be reused afterwards (false
+  // when the allocator asks, as it then does that itself).
+  absl::Status CommitJournal(bool release_freed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets or clears the recovery flag in the on-disk superblock, in place:
+  // set before the first transaction goes to the journal, cleared at a
+  // clean unmount once the journal is empty.
+  absl::Status SetRecoverFlagInPlace(bool on)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After each operation's commit: the size threshold, the timer thread.
+  absl::Status AfterCommit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartCommitThread();
+  void StopCommitThread();
+
   // Orphan recovery at mount (filesystem_orphans.cc): the s_last_orphan
   // chain, then the orphan file's slots.
   absl::Status RecoverOrphans() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -211,6 +245,15 @@ class FilesystemImpl final : public Filesystem {
   io::BlockCache blocks_;
   InodeCache inodes_;
   std::unique_ptr<BitmapAllocator> allocator_;  // read-write mounts only
+  // Read-write mounts of journaled filesystems only.
+  std::unique_ptr<journal::JournalWriter> journal_;
+  std::thread commit_thread_;
+  // True until Initialize returns: the commit thread starts with the first
+  // request, not during the mount, which a server may follow with a fork.
+  bool mounting_ = true;
+  bool recover_flag_on_disk_ = false;
+  absl::Mutex timer_mu_;
+  bool stop_commits_ ABSL_GUARDED_BY(timer_mu_) = false;
   // Open counts: an unlinked inode lives on until its last release.
   absl::flat_hash_map<InodeNumber, uint64_t> open_counts_ ABSL_GUARDED_BY(mu_);
   absl::Mutex overhead_mu_;

@@ -103,11 +103,17 @@ absl::Status FilesystemImpl::StartWriting() {
   E4_ASSIGN_OR_RETURN(allocator_, BitmapAllocator::Create(sb_, blocks_));
   Transaction tx(blocks_);
   E4_RETURN_IF_ERROR(allocator_->Load(tx));
+  if (sb_.has_compat(format::kCompatHasJournal)) {
+    E4_RETURN_IF_ERROR(StartJournal());
+  }
   sb_.state &= ~format::kStateValid;
   sb_.mnt_count++;
   sb_.mtime = Now().sec;
   E4_RETURN_IF_ERROR(Finish(tx));
-  return RecoverOrphans();
+  E4_RETURN_IF_ERROR(RecoverOrphans());
+  // The mount itself (the recovery flag, the mount count, orphans
+  // finished) is on disk before the first request.
+  return CommitJournal(/*release_freed=*/true);
 }
 
 FilesystemImpl::WriteScope::WriteScope(FilesystemImpl& fs)
@@ -200,8 +206,13 @@ absl::Status FilesystemImpl::Finish(Transaction& tx) {
   if (!status.ok()) {
     std::fprintf(stderr, "e4fs: commit failed: %s\n",
                  std::string(status.message()).c_str());
+    return status;
   }
-  return status;
+  // The operation is done whatever the journal says; a failed journal
+  // commit is reported by the next fsync or unmount.
+  absl::Status journaled = AfterCommit();
+  (void)journaled;
+  return absl::OkStatus();
 }
 
 absl::Status FilesystemImpl::CheckNewName(std::string_view name) const {
@@ -745,14 +756,18 @@ absl::Status FilesystemImpl::OpenFile(InodeNumber ino) {
 
 absl::Status FilesystemImpl::Release(InodeNumber ino) {
   absl::MutexLock lock(&mu_);
-  WriteScope scope(*this);
   auto it = open_counts_.find(ino);
   if (it == open_counts_.end()) return absl::OkStatus();
   if (--it->second > 0) return absl::OkStatus();
   open_counts_.erase(it);
   if (read_only_) return absl::OkStatus();
+  {
+    // Most releases change nothing: no undo scope for them.
+    E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
+    if (node->inode.links_count != 0) return absl::OkStatus();
+  }
+  WriteScope scope(*this);
   E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
-  if (node->inode.links_count != 0) return absl::OkStatus();
   // The last close of an unlinked file: off the orphan list, and gone.
   Transaction tx(blocks_);
   E4_RETURN_IF_ERROR(RemoveOrphan(tx, *node));
@@ -762,6 +777,12 @@ absl::Status FilesystemImpl::Release(InodeNumber ino) {
 
 absl::Status FilesystemImpl::Sync(InodeNumber, bool) {
   if (read_only_) return absl::OkStatus();
+  if (journal_ != nullptr) {
+    // fsync commits the running transaction (it holds the inode's changes
+    // and everything before them), as jbd2 does.
+    absl::MutexLock lock(&mu_);
+    return CommitJournal(/*release_freed=*/true);
+  }
   return device_->Flush();
 }
 
@@ -776,6 +797,12 @@ absl::Status FilesystemImpl::SyncAll() {
   sb_.wtime = Now().sec;
   E4_RETURN_IF_ERROR(Finish(tx));
   sb_.state &= ~format::kStateValid;
+  if (journal_ != nullptr) {
+    // The journal empty first, then the flag off: a crash in between
+    // finds the flag and an empty journal, which is harmless.
+    E4_RETURN_IF_ERROR(CommitJournal(/*release_freed=*/true));
+    return SetRecoverFlagInPlace(false);
+  }
   return device_->Flush();
 }
 

@@ -197,6 +197,15 @@ absl::Status ApplyOption(std::string_view option, ServerOptions* opts) {
     // Counted in 4 KiB blocks, the usual ext4 block size; at least a few.
     opts->mount.block_cache_limit =
         static_cast<size_t>(std::max<uint64_t>(bytes / 4096, 16));
+  } else if (key == "commit") {
+    // As ext4's commit=: seconds between journal commits; 0 means the
+    // default.
+    uint64_t seconds = 0;
+    if (!ParseUnsigned(value, &seconds) || seconds > 86400) {
+      return BadValue(option);
+    }
+    opts->mount.commit_interval_seconds =
+        seconds == 0 ? 5 : static_cast<int>(seconds);
   } else if (key == "inode_cache") {
     uint64_t count = 0;
     if (!ParseUnsigned(value, &count) || count == 0) return BadValue(option);
@@ -361,9 +370,10 @@ std::string UsageText() {
       "\n"
       "e4fs options:\n"
       "    -o ro                  read-only mount (the default)\n"
-      "    -o rw                  read-write mount (not supported yet)\n"
+      "    -o rw                  read-write mount\n"
       "    -o norecovery          do not replay the journal (implies ro);\n"
       "                           also spelled noload\n"
+      "    -o commit=SECS         journal commit interval (5)\n"
       "    -o errors=continue|remount-ro|panic\n"
       "                           what to do on finding corruption\n"
       "    -o offset=BYTES        the filesystem starts BYTES into IMAGE\n"

@@ -71,13 +71,14 @@ TEST(OptionsTest, EngineOptions) {
   ServerOptions opts =
       ParseOk({"i", "m", "-o",
                "rw,fakeroot,offset=1048576,errors=remount-ro,cache_size=64M,"
-               "inode_cache=1000,sandbox_user=nobody"});
+               "inode_cache=1000,sandbox_user=nobody,commit=30"});
   EXPECT_FALSE(opts.mount.read_only);
   EXPECT_TRUE(opts.fakeroot);
   EXPECT_EQ(opts.offset, 1048576u);
   EXPECT_EQ(opts.mount.errors, ext4::ErrorsPolicy::kRemountReadOnly);
   EXPECT_EQ(opts.mount.block_cache_limit, 64u * 1024 * 1024 / 4096);
   EXPECT_EQ(opts.mount.inode_cache_limit, 1000u);
+  EXPECT_EQ(opts.mount.commit_interval_seconds, 30);
   EXPECT_EQ(opts.sandbox_user, "nobody");
   EXPECT_TRUE(opts.sandbox);
 

@@ -217,4 +217,14 @@ void CrashRecordingDevice::ClearFailures() {
   fail_read_in_ = kNever;
 }
 
+uint64_t CrashRecordingDevice::write_offset(size_t index) const {
+  absl::MutexLock lock(&mu_);
+  return index < writes_.size() ? writes_[index].offset : 0;
+}
+
+uint64_t CrashRecordingDevice::write_length(size_t index) const {
+  absl::MutexLock lock(&mu_);
+  return index < writes_.size() ? writes_[index].bytes.size() : 0;
+}
+
 }  // namespace ext4::io

@@ -69,6 +69,9 @@ class CrashRecordingDevice final : public BlockDevice {
   size_t writes_before_flush(size_t k) const;
   // The number of writes in window k (0 for k > flush_count()).
   size_t window_size(size_t k) const;
+  // Where recorded write `index` went, and how long it was.
+  uint64_t write_offset(size_t index) const;
+  uint64_t write_length(size_t index) const;
 
   // Which writes of the crash window reach the disk.
   enum class Survivors {
