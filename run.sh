@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 scripts/install-deps.sh
-bazel build //tools:e4fs
+bazel build -c opt //tools:e4fs
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 $sudo install -m 0755 bazel-bin/tools/e4fs /usr/local/bin/e4fs

@@ -391,9 +391,12 @@ void Release(fuse_req_t req, fuse_ino_t node, fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
-// Nothing is buffered here: every write has reached the engine.
+// Nothing is buffered here: every write has reached the engine. ENOSYS
+// tells the kernel so once and for all: it stops sending FLUSH at every
+// close (it still writes its cached pages back first, which is all a close
+// needs).
 void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
-  fuse_reply_err(req, 0);
+  fuse_reply_err(req, ENOSYS);
 }
 
 void Fsync(fuse_req_t req, fuse_ino_t node, int datasync, fuse_file_info*) {

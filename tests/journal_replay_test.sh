@@ -113,7 +113,7 @@ done
 
 if [ "$kernel" = 1 ]; then
   for c in "ext4|-t ext4|1" "ext4-1k-nocsum|-t ext4 -b 1024 -O ^metadata_csum,^64bit|1" \
-    "ext4-32bit-journal|-t ext4 -O ^64bit -J size=16|1" "ext3|-t ext3|0"; do
+    "ext4-32bit-journal|-t ext4 -O ^64bit -J size=16|1" "ext4-orphan-file|-t ext4 -O orphan_file|1" "ext3|-t ext3|0"; do
     IFS='|' read -r name opts rw <<<"$c"
     img=$work/$name.img
     # shellcheck disable=SC2086
