@@ -218,6 +218,13 @@ class Filesystem {
   // Lifetime pins. A FUSE lookup count or an open file keeps its inode in
   // core; the adapter pins on every reply that hands out a node id and
   // unpins on forget.
+  // A caller that met EUCLEAN or EIO from any call may pass the status on:
+  // the engine records it in the superblock (once) and applies errors=.
+  virtual void NoteError(const absl::Status& status, InodeNumber ino) {
+    (void)status;
+    (void)ino;
+  }
+
   virtual absl::Status Pin(InodeNumber ino, uint64_t count = 1) = 0;
   virtual void Unpin(InodeNumber ino, uint64_t count) = 0;
 

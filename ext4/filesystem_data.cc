@@ -135,7 +135,7 @@ absl::StatusOr<size_t> FilesystemImpl::Write(InodeNumber ino, uint64_t offset,
                                              const Credentials& who) {
   absl::MutexLock lock(&mu_);
   WriteScope scope(*this);
-  if (read_only_) return ErrnoError(EROFS, "read-only filesystem");
+  if (CannotWrite()) return ErrnoError(EROFS, "read-only filesystem");
   E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
   if (S_ISDIR(node->inode.mode)) return ErrnoError(EISDIR, "is a directory");
   if (!S_ISREG(node->inode.mode)) return ErrnoError(EINVAL, "not a file");
@@ -192,7 +192,7 @@ absl::StatusOr<Attributes> FilesystemImpl::SetAttr(
     InodeNumber ino, const SetAttrRequest& request, const Credentials& who) {
   absl::MutexLock lock(&mu_);
   WriteScope scope(*this);
-  if (read_only_) return ErrnoError(EROFS, "read-only filesystem");
+  if (CannotWrite()) return ErrnoError(EROFS, "read-only filesystem");
   E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
   format::Inode& inode = node->inode;
   Transaction tx(blocks_);
@@ -253,7 +253,7 @@ absl::Status FilesystemImpl::Allocate(InodeNumber ino, int mode,
   if (length == 0) return ErrnoError(EINVAL, "empty range");
   absl::MutexLock lock(&mu_);
   WriteScope scope(*this);
-  if (read_only_) return ErrnoError(EROFS, "read-only filesystem");
+  if (CannotWrite()) return ErrnoError(EROFS, "read-only filesystem");
   E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
   if (S_ISDIR(node->inode.mode)) return ErrnoError(EISDIR, "is a directory");
   if (!S_ISREG(node->inode.mode)) return ErrnoError(ENODEV, "not a file");
@@ -367,7 +367,7 @@ absl::Status FilesystemImpl::SetXattr(InodeNumber ino, std::string_view name,
   }
   absl::MutexLock lock(&mu_);
   WriteScope scope(*this);
-  if (read_only_) return ErrnoError(EROFS, "read-only filesystem");
+  if (CannotWrite()) return ErrnoError(EROFS, "read-only filesystem");
   E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
   XattrWriteContext ctx{sb_.block_size(), sb_.metadata_csum(),
                         sb_.checksum_seed(), sb_.inode_size(),
@@ -389,7 +389,7 @@ absl::Status FilesystemImpl::RemoveXattr(InodeNumber ino,
   if (name == "system.data") return ErrnoError(EOPNOTSUPP, "reserved name");
   absl::MutexLock lock(&mu_);
   WriteScope scope(*this);
-  if (read_only_) return ErrnoError(EROFS, "read-only filesystem");
+  if (CannotWrite()) return ErrnoError(EROFS, "read-only filesystem");
   E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
   XattrWriteContext ctx{sb_.block_size(), sb_.metadata_csum(),
                         sb_.checksum_seed(), sb_.inode_size(),

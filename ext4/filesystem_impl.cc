@@ -64,7 +64,11 @@ FilesystemImpl::FilesystemImpl(std::unique_ptr<io::BlockDevice> device,
       read_only_(read_only),
       blocks_(*device_, sb_.block_size(), sb_.blocks_count,
               options.block_cache_limit),
-      inodes_(options.inode_cache_limit) {}
+      inodes_(options.inode_cache_limit),
+      sb_errors_behaviour_(superblock.errors) {
+  absl::MutexLock lock(&errors_mu_);
+  error_record_.base_count = superblock.error_count;
+}
 
 FilesystemImpl::~FilesystemImpl() {
   // Without SyncAll first this is a crash as far as the image is concerned:
@@ -102,16 +106,6 @@ std::string FilesystemImpl::Describe() const {
   return absl::StrCat("label \"", sb_.volume_name, "\", UUID ", uuid, ", ",
                       sb_.blocks_count, " blocks of ", sb_.block_size(),
                       " bytes, features: ", format::FeatureNames(sb_));
-}
-
-absl::Status FilesystemImpl::Report(const absl::Status& status,
-                                    InodeNumber ino) const {
-  int err = ErrnoOf(status);
-  if (err == EUCLEAN || err == EIO) {
-    std::fprintf(stderr, "e4fs: inode %u: %s\n", ino,
-                 std::string(status.message()).c_str());
-  }
-  return status;
 }
 
 absl::StatusOr<format::GroupDescriptor> FilesystemImpl::GetGroup(

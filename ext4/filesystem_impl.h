@@ -4,6 +4,7 @@
 #ifndef E4FS_EXT4_FILESYSTEM_IMPL_H_
 #define E4FS_EXT4_FILESYSTEM_IMPL_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -111,6 +112,7 @@ class FilesystemImpl final : public Filesystem {
   absl::Status OpenFile(InodeNumber ino) override;
   absl::Status Release(InodeNumber ino) override;
 
+  void NoteError(const absl::Status& status, InodeNumber ino) override;
   absl::Status Pin(InodeNumber ino, uint64_t count) override;
   void Unpin(InodeNumber ino, uint64_t count) override;
   size_t InodesInCore() const override { return inodes_.size(); }
@@ -143,7 +145,24 @@ class FilesystemImpl final : public Filesystem {
   // An entry's value, read from its EA inode when it has one.
   absl::StatusOr<std::string> XattrValue(const format::XattrEntry& entry);
 
+  // ---- Errors (filesystem_errors.cc). ----
+  // Records corruption (EUCLEAN) and I/O errors once (the status comes back
+  // marked) and applies the errors= policy; other statuses pass through.
   absl::Status Report(const absl::Status& status, InodeNumber ino) const;
+  void RecordError(const absl::Status& status, InodeNumber ino);
+  ErrorsPolicy EffectiveErrorsPolicy() const;
+  // Writes the error record into `sb` (state, count, first and last error).
+  void ApplyErrorRecord(format::Superblock& sb)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(errors_mu_);
+  absl::Status SaveErrorsInPlaceLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(errors_mu_);
+  // Brings the in-core superblock up to date with the error record; called
+  // by every commit (with mu_ held exclusively).
+  void FoldErrors();
+  // Writes are refused: read-only mount, or errors=remount-ro after an error.
+  bool CannotWrite() const {
+    return read_only_ || errors_read_only_.load(std::memory_order_relaxed);
+  }
 
   // ---- The write side (filesystem_write.cc and friends). ----
   // Marks the filesystem in use (not clean) on a read-write mount.
@@ -251,6 +270,18 @@ class FilesystemImpl final : public Filesystem {
   // True until Initialize returns: the commit thread starts with the first
   // request, not during the mount, which a server may follow with a fork.
   bool mounting_ = true;
+  struct ErrorRecord {
+    uint32_t base_count = 0;  // s_error_count at mount
+    uint32_t count = 0;       // errors since
+    int64_t first_time = 0, last_time = 0;
+    uint32_t first_ino = 0, last_ino = 0;
+    uint8_t first_code = 0, last_code = 0;
+    bool unsaved = false;  // not yet in sb_
+  };
+  absl::Mutex errors_mu_;
+  ErrorRecord error_record_ ABSL_GUARDED_BY(errors_mu_);
+  std::atomic<bool> errors_read_only_{false};
+  const uint16_t sb_errors_behaviour_;
   bool recover_flag_on_disk_ = false;
   absl::Mutex timer_mu_;
   bool stop_commits_ ABSL_GUARDED_BY(timer_mu_) = false;

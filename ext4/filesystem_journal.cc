@@ -58,6 +58,19 @@ absl::Status FilesystemImpl::StartJournal() {
 
 absl::Status FilesystemImpl::CommitJournal(bool release_freed) {
   if (journal_ == nullptr) return absl::OkStatus();
+  bool errors_unsaved = false;
+  {
+    absl::MutexLock lock(&errors_mu_);
+    errors_unsaved = error_record_.unsaved;
+  }
+  if (errors_unsaved) {
+    // Errors recorded since the last operation: the superblock this commit
+    // checkpoints must carry them.
+    FoldErrors();
+    Transaction tx(blocks_);
+    E4_RETURN_IF_ERROR(allocator_->WriteSuperblock(tx));
+    E4_RETURN_IF_ERROR(tx.Commit());
+  }
   std::map<uint64_t, io::BlockRef> dirty = blocks_.DirtyBlocks();
   if (dirty.empty()) return absl::OkStatus();
   if (!recover_flag_on_disk_) {

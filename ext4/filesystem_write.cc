@@ -200,6 +200,7 @@ absl::Status FilesystemImpl::WriteInode(Transaction& tx, InCoreInode& node) {
 }
 
 absl::Status FilesystemImpl::Finish(Transaction& tx) {
+  FoldErrors();
   E4_RETURN_IF_ERROR(allocator_->WriteSuperblock(tx));
   absl::Status status = tx.Commit();
   if (status.ok()) committed_ = true;
@@ -216,7 +217,7 @@ absl::Status FilesystemImpl::Finish(Transaction& tx) {
 }
 
 absl::Status FilesystemImpl::CheckNewName(std::string_view name) const {
-  if (read_only_) return ErrnoError(EROFS, "read-only filesystem");
+  if (CannotWrite()) return ErrnoError(EROFS, "read-only filesystem");
   if (name.empty()) return ErrnoError(ENOENT, "empty name");
   if (name.size() > kMaxNameLength) {
     return ErrnoError(ENAMETOOLONG, "name too long");
@@ -231,7 +232,7 @@ absl::Status FilesystemImpl::CheckNewName(std::string_view name) const {
 
 absl::StatusOr<FilesystemImpl::InodeHandle> FilesystemImpl::WritableDirectory(
     InodeNumber dir) {
-  if (read_only_) return ErrnoError(EROFS, "read-only filesystem");
+  if (CannotWrite()) return ErrnoError(EROFS, "read-only filesystem");
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(dir));
   if (!S_ISDIR(handle->inode.mode)) {
     return ErrnoError(ENOTDIR, "not a directory");

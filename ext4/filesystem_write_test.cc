@@ -165,6 +165,106 @@ TEST_F(FilesystemWriteTest, TruncateOrphanIsCutToItsSize) {
   ExpectClean();
 }
 
+// Corruption found while serving is recorded in the superblock, and the
+// errors= policy applies: continue, remount-ro (no more changes), panic
+// (the server stops).
+class ErrorsPolicyTest : public FilesystemWriteTest {
+ protected:
+  // An image whose directory /d has a broken first entry.
+  void MakeBrokenDirectory() {
+    Make("-b 4096", "32M");
+    auto d = fs_->MakeDirectory(kRootInode, "d", 0755, root_);
+    ASSERT_TRUE(d.ok());
+    ASSERT_TRUE(fs_->Create(d->ino, "f", 0644, root_).ok());
+    ASSERT_TRUE(fs_->SyncAll().ok());
+    fs_.reset();
+    const std::string blocks = dir_ + "/blocks";
+    ASSERT_EQ(std::system(absl::StrCat("/usr/sbin/debugfs -R 'blocks /d' ",
+                                       image_, " 2>/dev/null >", blocks)
+                              .c_str()),
+              0);
+    // rec_len of "." (bytes 4-5 of the block) becomes 3: invalid.
+    ASSERT_EQ(std::system(absl::StrCat("printf '\\003\\000' | dd of=", image_,
+                                       " bs=1 seek=$(( $(cat ", blocks,
+                                       ") * 4096 + 4 )) conv=notrunc "
+                                       "2>/dev/null")
+                              .c_str()),
+              0);
+  }
+  void MountWith(ErrorsPolicy policy) {
+    auto device = io::OpenFileDevice(image_, /*read_only=*/false);
+    ASSERT_TRUE(device.ok());
+    MountOptions options;
+    options.read_only = false;
+    options.errors = policy;
+    auto fs = Filesystem::Open(std::move(*device), options);
+    ASSERT_TRUE(fs.ok()) << fs.status();
+    fs_ = std::move(*fs);
+  }
+  std::string Dumpe2fs() {
+    const std::string out = dir_ + "/dumpe2fs";
+    std::system(absl::StrCat("/usr/sbin/dumpe2fs -h ", image_, " >", out,
+                             " 2>/dev/null")
+                    .c_str());
+    FILE* f = std::fopen(out.c_str(), "r");
+    std::string text;
+    char buf[4096];
+    size_t n;
+    while (f && (n = std::fread(buf, 1, sizeof buf, f)) > 0)
+      text.append(buf, n);
+    if (f) std::fclose(f);
+    return text;
+  }
+};
+
+TEST_F(ErrorsPolicyTest, ContinueRecordsTheErrorAndGoesOn) {
+  MakeBrokenDirectory();
+  MountWith(ErrorsPolicy::kContinue);
+  auto d = fs_->Lookup(kRootInode, "d");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(ErrnoOf(fs_->Lookup(*d, "f").status()), EUCLEAN);
+  // Recorded on the image at once, before any unmount.
+  EXPECT_NE(Dumpe2fs().find("FS Error count:           1"), std::string::npos)
+      << Dumpe2fs();
+  EXPECT_TRUE(fs_->Create(kRootInode, "still-writable", 0644, root_).ok());
+  ASSERT_TRUE(fs_->SyncAll().ok());
+  fs_.reset();
+  const std::string info = Dumpe2fs();
+  EXPECT_NE(info.find("clean with errors"), std::string::npos) << info;
+  EXPECT_NE(info.find("FS Error count:           1"), std::string::npos)
+      << info;
+  EXPECT_NE(info.find("Last error inode #:"), std::string::npos) << info;
+}
+
+TEST_F(ErrorsPolicyTest, RemountReadOnlyRefusesChangesAfterAnError) {
+  MakeBrokenDirectory();
+  MountWith(ErrorsPolicy::kRemountReadOnly);
+  ASSERT_TRUE(fs_->Create(kRootInode, "before", 0644, root_).ok());
+  auto d = fs_->Lookup(kRootInode, "d");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(ErrnoOf(fs_->Lookup(*d, "f").status()), EUCLEAN);
+  EXPECT_EQ(ErrnoOf(fs_->Create(kRootInode, "after", 0644, root_).status()),
+            EROFS);
+  // Reading goes on.
+  EXPECT_TRUE(fs_->Lookup(kRootInode, "before").ok());
+  ASSERT_TRUE(fs_->SyncAll().ok());
+  fs_.reset();
+  EXPECT_NE(Dumpe2fs().find("with errors"), std::string::npos);
+}
+
+TEST_F(ErrorsPolicyTest, PanicStopsTheServerAfterRecordingTheError) {
+  MakeBrokenDirectory();
+  EXPECT_EXIT(
+      {
+        MountWith(ErrorsPolicy::kPanic);
+        auto d = fs_->Lookup(kRootInode, "d");
+        if (d.ok()) (void)fs_->Lookup(*d, "f");
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(3), "errors=panic");
+  EXPECT_NE(Dumpe2fs().find("FS Error count:           1"), std::string::npos);
+}
+
 TEST_F(FilesystemWriteTest, UnnamedFileIsLinkedInOrVanishes) {
   Make("", "64M");
   auto kept = fs_->CreateUnnamed(kRootInode, 0600, root_);

@@ -1065,7 +1065,9 @@ void Adapter::ReplyError(fuse_req_t req, const absl::Status& status,
                          InodeNumber ino, std::string_view op) {
   int err = ext4::ErrnoOf(status);
   if (err <= 0) err = EIO;
-  if (err == EUCLEAN || err == EIO) Log(ino, op, ToStd(status.message()));
+  // The engine records corruption in the superblock and logs it (once).
+  if (err == EUCLEAN || err == EIO) fs().NoteError(status, ino);
+  (void)op;
   fuse_reply_err(req, err);
 }
 
