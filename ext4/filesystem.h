@@ -70,6 +70,8 @@ struct Credentials {
   uint32_t gid = 0;
   // Supplementary groups (setgid clearing on chmod checks membership).
   std::vector<uint32_t> groups;
+  // Applied to the mode of a new inode whose directory has no default ACL.
+  uint32_t umask = 0;
 };
 
 // A setattr request: only the fields that are set change.

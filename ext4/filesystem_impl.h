@@ -205,6 +205,11 @@ class FilesystemImpl final : public Filesystem {
   absl::Status Finish(Transaction& tx);
   absl::StatusOr<InodeHandle> NewInode(Transaction& tx, InCoreInode& dir,
                                        uint32_t mode, const Credentials& who);
+  // ACL inheritance (filesystem_acl.cc): a directory's default ACL in the
+  // VFS form ("" when it has none), and what a new inode gets from it.
+  absl::StatusOr<std::string> DefaultAcl(const InCoreInode& dir);
+  absl::Status InheritAcls(Transaction& tx, const std::string& default_acl,
+                           InCoreInode& node);
   // Adds an entry for `child` to `dir` (growing or indexing it as needed).
   absl::Status AddLink(Transaction& tx, InCoreInode& dir, std::string_view name,
                        InCoreInode& child);

@@ -246,6 +246,13 @@ absl::StatusOr<FilesystemImpl::InodeHandle> FilesystemImpl::WritableDirectory(
 absl::StatusOr<FilesystemImpl::InodeHandle> FilesystemImpl::NewInode(
     Transaction& tx, InCoreInode& dir, uint32_t mode, const Credentials& who) {
   const bool directory = S_ISDIR(mode);
+  std::string default_acl;
+  if (!S_ISLNK(mode)) {
+    E4_ASSIGN_OR_RETURN(default_acl, DefaultAcl(dir));
+  }
+  // The umask applies only where no default ACL decides the permissions
+  // (with POSIX ACLs on, the kernel leaves both to the filesystem).
+  if (default_acl.empty() && !S_ISLNK(mode)) mode &= ~(who.umask & 0777);
   E4_ASSIGN_OR_RETURN(uint32_t ino,
                       allocator_->AllocateInode(tx, dir.ino, directory));
   auto node = std::make_unique<InCoreInode>();
@@ -277,6 +284,7 @@ absl::StatusOr<FilesystemImpl::InodeHandle> FilesystemImpl::NewInode(
   node->checksum_seed =
       format::InodeChecksumSeed(sb_.checksum_seed(), ino, inode.generation);
   if (directory || S_ISREG(mode)) ExtentTree::InitEmpty(inode);
+  E4_RETURN_IF_ERROR(InheritAcls(tx, default_acl, *node));
   E4_RETURN_IF_ERROR(WriteInode(tx, *node));
   // An inode number can come back while the kernel still remembers its
   // previous life: refresh the cached entry instead of serving stale data.

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -315,6 +316,76 @@ TEST_F(FilesystemWriteTest, FullFilesystemLosesNothing) {
   // Freeing space makes room again.
   ASSERT_TRUE(fs_->Unlink(kRootInode, "filler").ok());
   EXPECT_TRUE(fs_->Write(precious->ino, keep.size(), keep, root_).ok());
+  ExpectClean();
+}
+
+// The VFS form of an ACL: version 2, then {tag, perm, id} entries.
+std::string Acl(std::initializer_list<std::array<uint32_t, 3>> entries) {
+  std::string out("\x02\0\0\0", 4);
+  for (const auto& [tag, perm, id] : entries) {
+    for (uint32_t v : {tag & 0xFFFF, perm & 0xFFFF}) {
+      out.push_back(static_cast<char>(v & 0xFF));
+      out.push_back(static_cast<char>(v >> 8));
+    }
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(id >> (8 * i)));
+  }
+  return out;
+}
+constexpr uint32_t kNoId = 0xFFFFFFFF;
+
+TEST_F(FilesystemWriteTest, DefaultAclIsInheritedAndUmaskAppliesWithoutOne) {
+  Make("", "32M");
+  Credentials masked;
+  masked.umask = 022;
+  // No default ACL: the umask.
+  auto plain = fs_->Create(kRootInode, "plain", 0666, masked);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->mode & 07777, 0644u);
+
+  auto dir = fs_->MakeDirectory(kRootInode, "acl", 0755, root_);
+  ASSERT_TRUE(dir.ok());
+  const std::string with_user = Acl({{0x01, 7, kNoId},
+                                     {0x02, 7, 1000},
+                                     {0x04, 5, kNoId},
+                                     {0x10, 7, kNoId},
+                                     {0x20, 0, kNoId}});
+  ASSERT_TRUE(
+      fs_->SetXattr(dir->ino, "system.posix_acl_default", with_user, 0).ok());
+  // A file: the default ACL narrowed by 0666 (the umask does not apply).
+  auto file = fs_->Create(dir->ino, "f", 0666, masked);
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(file->mode & 07777, 0660u);
+  auto access = fs_->GetXattr(file->ino, "system.posix_acl_access");
+  ASSERT_TRUE(access.ok()) << access.status();
+  EXPECT_EQ(*access, Acl({{0x01, 6, kNoId},
+                          {0x02, 7, 1000},
+                          {0x04, 5, kNoId},
+                          {0x10, 6, kNoId},
+                          {0x20, 0, kNoId}}));
+  EXPECT_EQ(
+      ErrnoOf(fs_->GetXattr(file->ino, "system.posix_acl_default").status()),
+      ENODATA);
+  // A directory: the same, and the default ACL itself.
+  auto sub = fs_->MakeDirectory(dir->ino, "sub", 0777, masked);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(sub->mode & 07777, 0770u);
+  EXPECT_EQ(*fs_->GetXattr(sub->ino, "system.posix_acl_default"), with_user);
+  EXPECT_TRUE(fs_->GetXattr(sub->ino, "system.posix_acl_access").ok());
+
+  // A default ACL the mode bits can express: no access ACL is stored.
+  auto dir2 = fs_->MakeDirectory(kRootInode, "acl2", 0755, root_);
+  ASSERT_TRUE(dir2.ok());
+  ASSERT_TRUE(
+      fs_->SetXattr(dir2->ino, "system.posix_acl_default",
+                    Acl({{0x01, 7, kNoId}, {0x04, 5, kNoId}, {0x20, 4, kNoId}}),
+                    0)
+          .ok());
+  auto file2 = fs_->Create(dir2->ino, "g", 0666, masked);
+  ASSERT_TRUE(file2.ok());
+  EXPECT_EQ(file2->mode & 07777, 0644u);
+  EXPECT_EQ(
+      ErrnoOf(fs_->GetXattr(file2->ino, "system.posix_acl_access").status()),
+      ENODATA);
   ExpectClean();
 }
 

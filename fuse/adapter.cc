@@ -142,8 +142,12 @@ bool Writable(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 // filled (see AddGroups).
 ext4::Credentials Caller(const Adapter& self, fuse_req_t req) {
   ext4::Credentials who;
-  if (self.options().fakeroot) return who;  // root
   const fuse_ctx* ctx = fuse_req_ctx(req);
+  // With POSIX ACLs on, the kernel leaves the umask to the filesystem
+  // (applied where no default ACL decides); otherwise it has applied it
+  // already and applying it again changes nothing.
+  who.umask = ctx->umask;
+  if (self.options().fakeroot) return who;  // root
   who.uid = ctx->uid;
   who.gid = ctx->gid;
   return who;
