@@ -723,6 +723,15 @@ absl::Status BitmapAllocator::FreeBlocks(Transaction& tx, uint64_t first,
   return absl::OkStatus();
 }
 
+bool BitmapAllocator::OverlapsMetadata(uint64_t first, uint64_t count) {
+  absl::MutexLock lock(&mu_);
+  if (first < sb_.first_data_block || first >= sb_.blocks_count ||
+      count > sb_.blocks_count - first) {
+    return true;
+  }
+  return OverlapsSystemZone(first, count);
+}
+
 void BitmapAllocator::DeferReuse(std::function<absl::Status()> commit) {
   absl::MutexLock lock(&mu_);
   defer_reuse_ = true;

@@ -76,6 +76,9 @@ class BitmapAllocator final : public BlockAllocator {
   // the filesystem. The range may cross groups.
   absl::Status FreeBlocks(Transaction& tx, uint64_t first,
                           uint64_t count) override;
+  // The system zone (known once Load() has run; before, nothing is) and
+  // everything past the last block.
+  bool OverlapsMetadata(uint64_t first, uint64_t count) override;
 
   // A new inode number. Directories are spread over the groups (Orlov: a
   // top-level directory goes to a (flex) group with above-average free

@@ -30,6 +30,16 @@ class BlockAllocator {
   // filesystem metadata.
   virtual absl::Status FreeBlocks(Transaction& tx, uint64_t first,
                                   uint64_t count) = 0;
+
+  // Whether [first, first + count) touches filesystem metadata (superblock
+  // copies, descriptors, bitmaps, inode tables) or lies outside the
+  // filesystem: a block pointer read from disk that does is corrupt.
+  // Allocators that do not know answer false.
+  virtual bool OverlapsMetadata(uint64_t first, uint64_t count) {
+    (void)first;
+    (void)count;
+    return false;
+  }
 };
 
 }  // namespace ext4

@@ -52,11 +52,6 @@ absl::StatusOr<std::unique_ptr<Filesystem>> Filesystem::Open(
     }
   }
   if (!options.read_only) {
-    if (!sb.has_incompat(format::kIncompatExtents)) {
-      return ErrnoError(EROFS,
-                        "read-write mounts need the extents feature (ext4); "
-                        "mount ext2/ext3 images with -o ro");
-    }
     if (sb.bigalloc()) {
       return ErrnoError(EROFS,
                         "read-write mounts of bigalloc filesystems are not "

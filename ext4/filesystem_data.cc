@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "ext4/directory_writer.h"
 #include "ext4/extent_tree.h"
+#include "ext4/file_blocks.h"
 #include "ext4/filesystem_impl.h"
 #include "ext4/xattr_writer.h"
 
@@ -41,10 +42,9 @@ absl::Status FilesystemImpl::ConvertInlineData(Transaction& tx,
   node.inode.block.fill(0);
   ExtentTree::InitEmpty(node.inode);
   if (directory) {
-    ExtentTree tree(node.inode, sb_.block_size(), sb_.metadata_csum(),
-                    node.checksum_seed, *allocator_);
-    E4_ASSIGN_OR_RETURN(BlockMapping mapping,
-                        tree.MapForWrite(tx, 0, 1, GoalFor(node), false));
+    E4_ASSIGN_OR_RETURN(
+        BlockMapping mapping,
+        BlocksOf(node)->MapForWrite(tx, 0, 1, GoalFor(node), false));
     E4_ASSIGN_OR_RETURN(format::MutableBytes block,
                         tx.ModifyNew(mapping.physical));
     std::string extra = data.size() > 60 ? data.substr(60) : std::string();
@@ -78,24 +78,19 @@ absl::StatusOr<size_t> FilesystemImpl::WriteLocked(
   if (node.inode.flags & format::kInodeFlagInlineData) {
     E4_RETURN_IF_ERROR(ConvertInlineData(tx, node));
   }
-  if (!(node.inode.flags & format::kInodeFlagExtents)) {
-    return ErrnoError(EOPNOTSUPP,
-                      "writing indirect-mapped files is not supported");
-  }
   const uint32_t bs = sb_.block_size();
+  std::unique_ptr<FileBlocks> tree = BlocksOf(node);
   const uint64_t end = offset + data.size();
-  if (end < offset || end > kEndOfFile * bs - 1) {
+  if (end < offset || end > tree->max_logical() * bs) {
     return ErrnoError(EFBIG, "file too large");
   }
-  ExtentTree tree(node.inode, bs, sb_.metadata_csum(), node.checksum_seed,
-                  *allocator_);
   uint64_t position = offset;
   std::vector<uint8_t> scratch;
   while (position < end) {
     const uint64_t logical = position / bs;
     const uint32_t within = static_cast<uint32_t>(position % bs);
     const uint64_t blocks_left = (end - logical * bs + bs - 1) / bs;
-    E4_ASSIGN_OR_RETURN(BlockMapping mapping, tree.Map(tx, logical));
+    E4_ASSIGN_OR_RETURN(BlockMapping mapping, tree->Map(tx, logical));
     if (mapping.physical != 0 && !mapping.unwritten) {
       // Written blocks take the bytes in place.
       uint64_t run =
@@ -113,7 +108,7 @@ absl::StatusOr<size_t> FilesystemImpl::WriteLocked(
     want = std::min<uint64_t>(want, 8192);
     E4_ASSIGN_OR_RETURN(
         BlockMapping fresh,
-        tree.MapForWrite(tx, logical, want, GoalFor(node), was_unwritten));
+        tree->MapForWrite(tx, logical, want, GoalFor(node), was_unwritten));
     uint64_t count = std::min<uint64_t>(fresh.length, want);
     uint64_t run = std::min<uint64_t>(count * bs - within, end - position);
     uint64_t covered_blocks = (within + run + bs - 1) / bs;
@@ -122,7 +117,7 @@ absl::StatusOr<size_t> FilesystemImpl::WriteLocked(
                 static_cast<size_t>(run));
     E4_RETURN_IF_ERROR(device_->WriteAt(fresh.physical * bs, scratch));
     if (fresh.unwritten) {
-      E4_RETURN_IF_ERROR(tree.MarkWritten(tx, logical, covered_blocks));
+      E4_RETURN_IF_ERROR(tree->MarkWritten(tx, logical, covered_blocks));
     }
     position += run;
   }
@@ -161,25 +156,22 @@ absl::Status FilesystemImpl::Truncate(Transaction& tx, InCoreInode& node,
   if (node.inode.flags & format::kInodeFlagInlineData) {
     E4_RETURN_IF_ERROR(ConvertInlineData(tx, node));
   }
-  if (!(node.inode.flags & format::kInodeFlagExtents)) {
-    return ErrnoError(EOPNOTSUPP,
-                      "truncating indirect-mapped files is not supported");
-  }
   const uint32_t bs = sb_.block_size();
-  if (size > (kEndOfFile - 1) * bs) return ErrnoError(EFBIG, "file too large");
-  ExtentTree tree(node.inode, bs, sb_.metadata_csum(), node.checksum_seed,
-                  *allocator_);
+  std::unique_ptr<FileBlocks> tree = BlocksOf(node);
+  if (size > tree->max_logical() * bs) {
+    return ErrnoError(EFBIG, "file too large");
+  }
   // The bytes past the end inside the last block must read as zeros when the
   // file later grows over them.
   auto zero_tail = [&](uint64_t from) -> absl::Status {
     if (from % bs == 0) return absl::OkStatus();
-    E4_ASSIGN_OR_RETURN(BlockMapping mapping, tree.Map(tx, from / bs));
+    E4_ASSIGN_OR_RETURN(BlockMapping mapping, tree->Map(tx, from / bs));
     if (mapping.physical == 0 || mapping.unwritten) return absl::OkStatus();
     std::vector<uint8_t> zeros(bs - from % bs, 0);
     return device_->WriteAt(mapping.physical * bs + from % bs, zeros);
   };
   if (size < node.inode.size) {
-    E4_RETURN_IF_ERROR(tree.Remove(tx, (size + bs - 1) / bs, kEndOfFile));
+    E4_RETURN_IF_ERROR(tree->Remove(tx, (size + bs - 1) / bs, kEndOfFile));
     E4_RETURN_IF_ERROR(zero_tail(size));
   } else if (size > node.inode.size) {
     E4_RETURN_IF_ERROR(zero_tail(node.inode.size));
@@ -269,27 +261,26 @@ absl::Status FilesystemImpl::Allocate(InodeNumber ino, int mode,
   if (!(node->inode.flags & format::kInodeFlagExtents)) {
     return ErrnoError(EOPNOTSUPP, "fallocate needs an extent-mapped file");
   }
-  ExtentTree tree(node->inode, bs, sb_.metadata_csum(), node->checksum_seed,
-                  *allocator_);
+  std::unique_ptr<FileBlocks> tree = BlocksOf(*node);
   // Zeroes the written bytes of [from, to) inside one block.
   auto zero_bytes = [&](uint64_t from, uint64_t to) -> absl::Status {
     if (from >= to) return absl::OkStatus();
-    E4_ASSIGN_OR_RETURN(BlockMapping mapping, tree.Map(tx, from / bs));
+    E4_ASSIGN_OR_RETURN(BlockMapping mapping, tree->Map(tx, from / bs));
     if (mapping.physical == 0 || mapping.unwritten) return absl::OkStatus();
     std::vector<uint8_t> zeros(static_cast<size_t>(to - from), 0);
     return device_->WriteAt(mapping.physical * bs + from % bs, zeros);
   };
   auto allocate_unwritten = [&](uint64_t first, uint64_t last) -> absl::Status {
     for (uint64_t logical = first; logical < last;) {
-      E4_ASSIGN_OR_RETURN(BlockMapping mapping, tree.Map(tx, logical));
+      E4_ASSIGN_OR_RETURN(BlockMapping mapping, tree->Map(tx, logical));
       if (mapping.physical != 0) {
         logical += mapping.length;
         continue;
       }
       uint64_t want = std::min<uint64_t>(mapping.length, last - logical);
       E4_ASSIGN_OR_RETURN(BlockMapping fresh,
-                          tree.MapForWrite(tx, logical, want, GoalFor(*node),
-                                           /*unwritten=*/true));
+                          tree->MapForWrite(tx, logical, want, GoalFor(*node),
+                                            /*unwritten=*/true));
       logical += std::max<uint64_t>(1, std::min<uint64_t>(fresh.length, want));
     }
     return absl::OkStatus();
@@ -307,7 +298,7 @@ absl::Status FilesystemImpl::Allocate(InodeNumber ino, int mode,
       }
     } else {
       E4_RETURN_IF_ERROR(zero_bytes(offset, first_full * bs));
-      E4_RETURN_IF_ERROR(tree.Remove(tx, first_full, last_full));
+      E4_RETURN_IF_ERROR(tree->Remove(tx, first_full, last_full));
       E4_RETURN_IF_ERROR(zero_bytes(last_full * bs, stop));
       if (mode & kFallocZeroRange) {
         E4_RETURN_IF_ERROR(allocate_unwritten(first_full, last_full));

@@ -18,6 +18,7 @@
 #include "ext4/allocator.h"
 #include "ext4/directory.h"
 #include "ext4/directory_writer.h"
+#include "ext4/file_blocks.h"
 #include "ext4/file_map.h"
 #include "ext4/filesystem.h"
 #include "ext4/format/group_descriptor.h"
@@ -228,6 +229,11 @@ class FilesystemImpl final : public Filesystem {
   absl::Status AddOrphan(Transaction& tx, InCoreInode& node);
   absl::Status RemoveOrphan(Transaction& tx, InCoreInode& node);
   absl::Status Truncate(Transaction& tx, InCoreInode& node, uint64_t size);
+  // The block map to change a file's blocks through (extents or indirect).
+  std::unique_ptr<FileBlocks> BlocksOf(InCoreInode& node);
+  // Whether i_block holds a block map (not a fast symlink's target, device
+  // numbers or inline data).
+  bool HasBlockMap(const InCoreInode& node) const;
   absl::Status ConvertInlineData(Transaction& tx, InCoreInode& node);
   absl::StatusOr<size_t> WriteLocked(Transaction& tx, InCoreInode& node,
                                      uint64_t offset,

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "ext4/errno_status.h"
 #include "ext4/extent_tree.h"
+#include "ext4/file_blocks.h"
 #include "ext4/filesystem_impl.h"
 #include "ext4/format/checksum.h"
 #include "ext4/format/endian.h"
@@ -36,12 +37,10 @@ absl::Status FilesystemImpl::FinishOrphan(InodeNumber ino) {
     // Every block past the size goes, preallocated ones included, as the
     // kernel's truncate does.
     if ((S_ISREG(node->inode.mode) || S_ISDIR(node->inode.mode)) &&
-        (node->inode.flags & format::kInodeFlagExtents)) {
+        HasBlockMap(*node)) {
       const uint32_t bs = sb_.block_size();
-      ExtentTree tree(node->inode, bs, sb_.metadata_csum(), node->checksum_seed,
-                      *allocator_);
-      E4_RETURN_IF_ERROR(
-          tree.Remove(tx, (node->inode.size + bs - 1) / bs, kEndOfFile));
+      E4_RETURN_IF_ERROR(BlocksOf(*node)->Remove(
+          tx, (node->inode.size + bs - 1) / bs, kEndOfFile));
     }
     E4_RETURN_IF_ERROR(WriteInode(tx, *node));
   }

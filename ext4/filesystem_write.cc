@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "ext4/directory_writer.h"
 #include "ext4/extent_tree.h"
+#include "ext4/file_blocks.h"
 #include "ext4/filesystem_impl.h"
 #include "ext4/format/checksum.h"
 #include "ext4/xattr_writer.h"
@@ -28,11 +29,11 @@ format::InodeTime ToInodeTime(const Timestamp& t) {
   return format::InodeTime{t.sec, t.nsec};
 }
 
-// A directory's blocks as the directory writer sees them: its extent tree.
-class ExtentDirectory final : public DirectoryWriteTarget {
+// A directory's blocks as the directory writer sees them: its block map.
+class MappedDirectoryTarget final : public DirectoryWriteTarget {
  public:
-  ExtentDirectory(InCoreInode& node, ExtentTree& tree, uint32_t block_size,
-                  uint64_t goal, bool can_index)
+  MappedDirectoryTarget(InCoreInode& node, FileBlocks& tree,
+                        uint32_t block_size, uint64_t goal, bool can_index)
       : node_(node),
         tree_(tree),
         block_size_(block_size),
@@ -73,7 +74,7 @@ class ExtentDirectory final : public DirectoryWriteTarget {
 
  private:
   InCoreInode& node_;
-  ExtentTree& tree_;
+  FileBlocks& tree_;
   const uint32_t block_size_;
   const uint64_t goal_;
   const bool can_index_;
@@ -283,7 +284,10 @@ absl::StatusOr<FilesystemImpl::InodeHandle> FilesystemImpl::NewInode(
   inode.generation = generations();
   node->checksum_seed =
       format::InodeChecksumSeed(sb_.checksum_seed(), ino, inode.generation);
-  if (directory || S_ISREG(mode)) ExtentTree::InitEmpty(inode);
+  if ((directory || S_ISREG(mode)) &&
+      sb_.has_incompat(format::kIncompatExtents)) {
+    ExtentTree::InitEmpty(inode);
+  }
   E4_RETURN_IF_ERROR(InheritAcls(tx, default_acl, *node));
   E4_RETURN_IF_ERROR(WriteInode(tx, *node));
   // An inode number can come back while the kernel still remembers its
@@ -297,6 +301,24 @@ absl::StatusOr<FilesystemImpl::InodeHandle> FilesystemImpl::NewInode(
   return handle;
 }
 
+std::unique_ptr<FileBlocks> FilesystemImpl::BlocksOf(InCoreInode& node) {
+  return FileBlocks::For(node.inode, sb_.block_size(), sb_.metadata_csum(),
+                         node.checksum_seed, *allocator_);
+}
+
+bool FilesystemImpl::HasBlockMap(const InCoreInode& node) const {
+  const format::Inode& inode = node.inode;
+  if (inode.flags & format::kInodeFlagInlineData) return false;
+  if (inode.flags & format::kInodeFlagExtents) return true;
+  if (S_ISREG(inode.mode) || S_ISDIR(inode.mode)) return true;
+  if (!S_ISLNK(inode.mode)) return false;  // device numbers, or nothing
+  // A fast symlink keeps its target in i_block: only a symlink with data
+  // blocks (beyond an xattr block) has a map.
+  const uint64_t xattr_sectors =
+      inode.file_acl != 0 ? sb_.block_size() / 512 : 0;
+  return inode.blocks > xattr_sectors;
+}
+
 absl::Status FilesystemImpl::EditDirectory(
     Transaction& tx, InCoreInode& dir,
     absl::FunctionRef<absl::Status(DirectoryWriteTarget&, DirectoryContext&)>
@@ -305,14 +327,9 @@ absl::Status FilesystemImpl::EditDirectory(
   if (dir.inode.flags & format::kInodeFlagInlineData) {
     E4_RETURN_IF_ERROR(ConvertInlineData(tx, dir));
   }
-  if (!(dir.inode.flags & format::kInodeFlagExtents)) {
-    return ErrnoError(EOPNOTSUPP,
-                      "changing indirect-mapped directories is not supported");
-  }
-  ExtentTree tree(dir.inode, sb_.block_size(), sb_.metadata_csum(),
-                  dir.checksum_seed, *allocator_);
-  ExtentDirectory target(dir, tree, sb_.block_size(), GoalFor(dir),
-                         sb_.has_compat(format::kCompatDirIndex));
+  std::unique_ptr<FileBlocks> tree = BlocksOf(dir);
+  MappedDirectoryTarget target(dir, *tree, sb_.block_size(), GoalFor(dir),
+                               sb_.has_compat(format::kCompatDirIndex));
   DirectoryContext ctx = DirContext(dir);
   return body(target, ctx);
 }
@@ -340,15 +357,8 @@ absl::Status FilesystemImpl::RemoveLink(Transaction& tx, InCoreInode& dir,
 
 absl::Status FilesystemImpl::FreeInode(Transaction& tx, InCoreInode& node) {
   const bool directory = S_ISDIR(node.inode.mode);
-  if (node.inode.flags & format::kInodeFlagExtents) {
-    ExtentTree tree(node.inode, sb_.block_size(), sb_.metadata_csum(),
-                    node.checksum_seed, *allocator_);
-    E4_RETURN_IF_ERROR(tree.Remove(tx, 0, kEndOfFile));
-  } else if (!(node.inode.flags & format::kInodeFlagInlineData) &&
-             !S_ISLNK(node.inode.mode) && node.inode.blocks != 0 &&
-             node.inode.file_acl == 0) {
-    return ErrnoError(EOPNOTSUPP,
-                      "freeing indirect-mapped files is not supported");
+  if (HasBlockMap(node)) {
+    E4_RETURN_IF_ERROR(BlocksOf(node)->Remove(tx, 0, kEndOfFile));
   }
   if (node.inode.file_acl != 0) {
     XattrWriteContext ctx{sb_.block_size(), sb_.metadata_csum(),
@@ -503,7 +513,9 @@ absl::StatusOr<Attributes> FilesystemImpl::MakeSymlink(InodeNumber dir,
     inode.size = target.size();
     E4_RETURN_IF_ERROR(WriteInode(tx, *child));
   } else {
-    ExtentTree::InitEmpty(inode);
+    if (sb_.has_incompat(format::kIncompatExtents)) {
+      ExtentTree::InitEmpty(inode);
+    }
     E4_RETURN_IF_ERROR(
         WriteLocked(
             tx, *child, 0,

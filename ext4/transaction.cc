@@ -25,6 +25,8 @@ absl::StatusOr<format::MutableBytes> Transaction::ModifyNew(uint64_t block) {
   if (block >= blocks_.block_count()) {
     return Corrupt("new metadata block outside the filesystem");
   }
+  // Freed and reused in the same transaction: it is written, not dropped.
+  std::erase(forgotten_, block);
   auto& slot = changed_[block];
   slot = std::make_shared<std::vector<uint8_t>>(blocks_.block_size(), 0);
   return format::MutableBytes(*slot);
