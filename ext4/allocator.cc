@@ -558,6 +558,7 @@ absl::Status BitmapAllocator::MarkBlocksUsed(Transaction& tx,
   } else {
     E4_ASSIGN_OR_RETURN(bits, tx.Modify(gd.block_bitmap));
   }
+  tx.WriteFirst(gd.block_bitmap);
   const uint32_t end = run.start + run.length;
   if (FindBit(bits, run.start, end, true) < end ||
       gd.free_blocks_count < run.length) {
@@ -712,6 +713,7 @@ absl::Status BitmapAllocator::FreeBlocks(Transaction& tx, uint64_t first,
     E4_ASSIGN_OR_RETURN(format::GroupDescriptor gd,
                         GetGroupLocked(tx, piece.group));
     E4_ASSIGN_OR_RETURN(format::MutableBytes bits, tx.Modify(gd.block_bitmap));
+    tx.WriteLast(gd.block_bitmap);
     for (uint32_t i = piece.start; i < piece.start + piece.length; ++i) {
       ClearBit(bits, i);
     }
@@ -937,10 +939,12 @@ absl::StatusOr<uint32_t> BitmapAllocator::AllocateInodeInGroup(Transaction& tx,
   format::MutableBytes bits;
   if (was_uninit) {
     E4_ASSIGN_OR_RETURN(bits, tx.ModifyNew(gd.inode_bitmap));
+    tx.WriteFirst(gd.inode_bitmap);
     SetBits(bits, ipg, static_cast<uint32_t>(bits.size() * 8));
     gd.flags &= static_cast<uint16_t>(~format::kBgInodeUninit);
   } else {
     E4_ASSIGN_OR_RETURN(bits, tx.Modify(gd.inode_bitmap));
+    tx.WriteFirst(gd.inode_bitmap);
     if (TestBit(bits, bit)) {
       groups_[group].inode_bitmap_bad = true;
       return Corrupt(absl::StrCat("group ", group,
@@ -1017,6 +1021,7 @@ absl::Status BitmapAllocator::FreeInode(Transaction& tx, uint32_t ino,
                                 group, " counts no directories"));
   }
   E4_ASSIGN_OR_RETURN(format::MutableBytes bits, tx.Modify(gd.inode_bitmap));
+  tx.WriteLast(gd.inode_bitmap);
   ClearBit(bits, bit);
   gd.free_inodes_count += 1;
   if (directory) gd.used_dirs_count -= 1;

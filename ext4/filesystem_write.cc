@@ -106,6 +106,10 @@ absl::Status FilesystemImpl::StartWriting() {
   E4_RETURN_IF_ERROR(allocator_->Load(tx));
   if (sb_.has_compat(format::kCompatHasJournal)) {
     E4_RETURN_IF_ERROR(StartJournal());
+  } else {
+    // No journal: allocations reach the disk, behind a barrier, before
+    // what points at them; a crash leaves at worst leaked blocks or inodes.
+    blocks_.set_ordered_writes(true);
   }
   sb_.state &= ~format::kStateValid;
   sb_.mnt_count++;

@@ -50,6 +50,36 @@ void Transaction::Forget(uint64_t block) {
 }
 
 absl::Status Transaction::Commit() {
+  if (blocks_.ordered_writes() && !changed_.empty()) {
+    // Allocations first; a barrier makes them (and the file data written
+    // before this commit) durable before anything that points at them.
+    for (uint64_t block : first_) {
+      auto it = changed_.find(block);
+      if (it == changed_.end()) continue;
+      E4_RETURN_IF_ERROR(blocks_.Write(block, std::move(it->second)));
+      changed_.erase(it);
+    }
+    E4_RETURN_IF_ERROR(blocks_.Flush());
+    // Releases last, behind another barrier.
+    std::map<uint64_t, std::shared_ptr<std::vector<uint8_t>>> late;
+    for (uint64_t block : last_) {
+      auto it = changed_.find(block);
+      if (it == changed_.end()) continue;
+      late.insert(changed_.extract(it));
+    }
+    for (auto& [block, bytes] : changed_) {
+      E4_RETURN_IF_ERROR(blocks_.Write(block, std::move(bytes)));
+    }
+    changed_.clear();
+    if (!late.empty()) {
+      E4_RETURN_IF_ERROR(blocks_.Flush());
+      for (auto& [block, bytes] : late) {
+        E4_RETURN_IF_ERROR(blocks_.Write(block, std::move(bytes)));
+      }
+    }
+  }
+  first_.clear();
+  last_.clear();
   for (auto& [block, bytes] : changed_) {
     E4_RETURN_IF_ERROR(blocks_.Write(block, std::move(bytes)));
   }

@@ -33,6 +33,15 @@ class Transaction {
   absl::StatusOr<format::MutableBytes> ModifyNew(uint64_t block);
   // The block as this transaction sees it (its own changes included).
   absl::StatusOr<format::Bytes> Read(uint64_t block);
+  // Marks a changed block as one that must reach the disk before the rest
+  // of the transaction when writes are ordered (bitmaps recording an
+  // allocation: after a crash, nothing may point at a block or inode that
+  // is still free).
+  void WriteFirst(uint64_t block) { first_.push_back(block); }
+  // And the reverse for blocks recording a release (bitmaps of freed blocks
+  // and inodes): written after everything that stopped pointing at them.
+  // A block marked both ways goes first.
+  void WriteLast(uint64_t block) { last_.push_back(block); }
   // Drops a block freed in this transaction: its changes are not written
   // and the cache forgets it.
   void Forget(uint64_t block);
@@ -42,6 +51,8 @@ class Transaction {
   absl::Status Commit();
   // Discards every change.
   void Abort() {
+    first_.clear();
+    last_.clear();
     changed_.clear();
     forgotten_.clear();
     read_.clear();
@@ -60,6 +71,8 @@ class Transaction {
   const uint64_t id_;
   std::map<uint64_t, std::shared_ptr<std::vector<uint8_t>>> changed_;
   std::vector<uint64_t> forgotten_;
+  std::vector<uint64_t> first_;
+  std::vector<uint64_t> last_;
   // Blocks Read() handed out spans into, kept alive until commit or abort.
   std::map<uint64_t, io::BlockRef> read_;
 };

@@ -37,6 +37,13 @@ class BlockCache {
   // neither kept nor written back.
   void Drop(uint64_t block);
 
+  // Ordered write-through (a filesystem without a journal): a transaction
+  // writes its allocation blocks first, then a flush barrier, then the
+  // blocks that point at what was allocated (see Transaction::Commit).
+  void set_ordered_writes(bool on) { ordered_writes_ = on; }
+  bool ordered_writes() const { return ordered_writes_ && !write_back_; }
+  absl::Status Flush() { return device_.Flush(); }
+
   // Write-back mode (a journaled filesystem): Write only records the block
   // as dirty; nothing reaches the device until the journal has logged it.
   // Dirty blocks are never evicted: a miss is served from the dirty set.
@@ -67,6 +74,7 @@ class BlockCache {
   cache::RefCache<uint64_t, Entry> cache_;
   std::atomic<uint64_t> device_reads_{0};
   std::atomic<bool> write_back_{false};
+  std::atomic<bool> ordered_writes_{false};
   mutable absl::Mutex dirty_mu_;
   std::map<uint64_t, BlockRef> dirty_ ABSL_GUARDED_BY(dirty_mu_);
 };
