@@ -411,8 +411,9 @@ absl::StatusOr<FsStats> FilesystemImpl::StatFs() {
   E4_ASSIGN_OR_RETURN(uint64_t overhead, Overhead());
   // On a read-write mount the allocator keeps the free counts exact; a
   // read-only mount reports what the superblock recorded.
-  StatfsCounts counts =
-      KernelStatfs(sb_, overhead, sb_.free_blocks_count, sb_.free_inodes_count);
+  StatfsCounts counts = KernelStatfs(
+      sb_, overhead, std::min(sb_.free_blocks_count, sb_.blocks_count),
+      std::min<uint64_t>(sb_.free_inodes_count, sb_.inodes_count));
   stats.blocks = counts.blocks;
   stats.free_blocks = counts.bfree;
   stats.available_blocks = counts.bavail;

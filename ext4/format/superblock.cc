@@ -352,11 +352,13 @@ absl::Status ValidateGeometry(const Superblock& sb) {
                             " leaves no room after first data block ",
                             sb.first_data_block));
   }
-  if (sb.r_blocks_count > sb.blocks_count ||
-      sb.free_blocks_count > sb.blocks_count) {
-    return Bad(absl::StrCat(
-        "reserved (", sb.r_blocks_count, ") or free (", sb.free_blocks_count,
-        ") block count exceeds the block count ", sb.blocks_count));
+  // The free counts are only hints (the kernel and e2fsck recompute them
+  // from the groups), so a wrong one is no reason to refuse the image; the
+  // reserve is a setting, and the kernel refuses one larger than the
+  // filesystem.
+  if (sb.r_blocks_count > sb.blocks_count) {
+    return Bad(absl::StrCat("reserved block count ", sb.r_blocks_count,
+                            " exceeds the block count ", sb.blocks_count));
   }
 
   uint64_t groups =
@@ -370,10 +372,6 @@ absl::Status ValidateGeometry(const Superblock& sb) {
   if (groups * sb.inodes_per_group != sb.inodes_count) {
     return Bad(absl::StrCat("inode count ", sb.inodes_count, " is not ", groups,
                             " groups of ", sb.inodes_per_group));
-  }
-  if (sb.free_inodes_count > sb.inodes_count) {
-    return Bad(absl::StrCat("free inode count ", sb.free_inodes_count,
-                            " exceeds the inode count ", sb.inodes_count));
   }
   if (sb.rev_level != kGoodOldRevision && sb.first_ino > sb.inodes_count) {
     return Bad(absl::StrCat("first inode ", sb.first_ino,
