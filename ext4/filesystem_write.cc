@@ -193,6 +193,12 @@ absl::Status FilesystemImpl::WriteInode(Transaction& tx, InCoreInode& node) {
     }
     if (!wide) t->nsec = 0;
   }
+  // A file past 2 GiB needs large_file, as the kernel sets it when it
+  // writes such an inode (the superblock goes out with this transaction).
+  if (node.inode.size > 0x7FFFFFFFu &&
+      !sb_.has_ro_compat(format::kRoCompatLargeFile)) {
+    sb_.feature_ro_compat |= format::kRoCompatLargeFile;
+  }
   E4_ASSIGN_OR_RETURN(auto location, InodeLocation(node.ino));
   E4_ASSIGN_OR_RETURN(format::MutableBytes block, tx.Modify(location.first));
   format::MutableBytes slot = block.subspan(location.second, sb_.inode_size());
