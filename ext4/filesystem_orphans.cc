@@ -125,9 +125,10 @@ absl::Status FilesystemImpl::RecoverOrphanFile() {
                         tx.Modify(mapping.physical));
     std::fill(bytes.begin(), bytes.begin() + slots * 4, 0);
     if (sb_.metadata_csum()) {
-      uint8_t logical[8];
-      format::Put64(logical, 0, index);
-      uint32_t csum = format::Crc32c(orphan_file->checksum_seed, logical);
+      // Over the inode's seed, the block's physical number, the slots.
+      uint8_t physical[8];
+      format::Put64(physical, 0, mapping.physical);
+      uint32_t csum = format::Crc32c(orphan_file->checksum_seed, physical);
       csum = format::Crc32c(csum, bytes.first(slots * 4));
       format::Put32(bytes, bs - 4, csum);
     }
