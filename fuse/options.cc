@@ -317,6 +317,11 @@ absl::StatusOr<ServerOptions> ParseCommandLine(
   opts.mountpoint = positional[1];
   // The journal is left as it is, so nothing may be written after it.
   if (opts.mount.no_recovery) opts.mount.read_only = true;
+  // Each thread of clone_fd opens /dev/fuse again, which the sandbox's
+  // empty root no longer has.
+  if (opts.clone_fd && opts.sandbox) {
+    return UsageError("clone_fd needs -o nosandbox");
+  }
   return opts;
 }
 
@@ -397,8 +402,11 @@ std::string UsageText() {
       "    -o max_idle_threads=N  idle worker threads kept\n"
       "    -o clone_fd            one /dev/fuse descriptor per thread\n"
       "    -o debug               same as -d\n"
-      "    -o sandbox_user=USER, -o nosandbox\n"
-      "                           reserved for the sandbox\n"
+      "    -o sandbox_user=USER   the user a server started as root serves as\n"
+      "                           (default: nobody)\n"
+      "    -o nosandbox           serve unconfined (for debugging): no user\n"
+      "                           switch, host files reachable, every system\n"
+      "                           call allowed\n"
       "\n"
       "passed on to the kernel mount:\n"
       "    suid nosuid dev nodev exec noexec sync async dirsync atime "

@@ -61,8 +61,9 @@ struct ServerOptions {
   unsigned max_idle_threads = 0;
   bool clone_fd = false;
 
-  // Reserved for the sandbox: the user to drop to, or no sandbox at all.
-  std::string sandbox_user;
+  // The sandbox (fuse/sandbox.h), on unless -o nosandbox; a server started
+  // as root serves as this user.
+  std::string sandbox_user = "nobody";
   bool sandbox = true;
 
   // Options for libfuse and the kernel mount (suid, nodev, allow_root,

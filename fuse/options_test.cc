@@ -50,6 +50,21 @@ TEST(OptionsTest, FlagsAnywhere) {
   EXPECT_TRUE(opts.foreground);
 }
 
+TEST(OptionsTest, SandboxDefaultsAndCloneFd) {
+  ServerOptions opts = ParseOk({"i", "m"});
+  EXPECT_TRUE(opts.sandbox);
+  EXPECT_EQ(opts.sandbox_user, "nobody");
+  EXPECT_EQ(ParseOk({"i", "m", "-o", "sandbox_user=daemon"}).sandbox_user,
+            "daemon");
+  // clone_fd reopens /dev/fuse per thread, which the sandbox cannot.
+  absl::StatusOr<ServerOptions> bad =
+      ParseCommandLine({"i", "m", "-o", "clone_fd"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("nosandbox"),
+            std::string::npos);
+  EXPECT_FALSE(ParseCommandLine({"i", "m", "-o", "sandbox_user="}).ok());
+}
+
 TEST(OptionsTest, MountHelperForm) {
   // What mount.fuse3 runs for `mount -t fuse.e4fs IMAGE MNT -o ro`.
   ServerOptions opts =
@@ -105,7 +120,7 @@ TEST(OptionsTest, TimeoutsAndThreads) {
   ServerOptions opts =
       ParseOk({"i", "m", "-o",
                "entry_timeout=2.5,attr_timeout=0,negative_timeout=10,"
-               "max_threads=32,max_idle_threads=4,clone_fd,debug"});
+               "max_threads=32,max_idle_threads=4,clone_fd,nosandbox,debug"});
   EXPECT_EQ(opts.entry_timeout, 2.5);
   EXPECT_EQ(opts.attr_timeout, 0);
   EXPECT_EQ(opts.negative_timeout, 10);

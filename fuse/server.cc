@@ -3,11 +3,13 @@
 #include <fuse_lowlevel.h>
 #include <syslog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -16,10 +18,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "ext4/errno_status.h"
 #include "ext4/filesystem.h"
 #include "ext4/io/block_device.h"
 #include "fuse/adapter.h"
+#include "fuse/sandbox.h"
+#include "fuse/unmount_watcher.h"
 
 namespace e4fs {
 namespace {
@@ -49,7 +54,7 @@ class Session {
  public:
   ~Session() {
     if (se_ == nullptr) return;
-    if (mounted_) fuse_session_unmount(se_);
+    if (mounted_ && unmount_at_end_) fuse_session_unmount(se_);
     if (signals_) fuse_remove_signal_handlers(se_);
     fuse_session_destroy(se_);
   }
@@ -77,6 +82,9 @@ class Session {
     return mounted_;
   }
 
+  // A sandboxed server leaves the unmount to fusermount3 (auto_unmount).
+  void set_unmount_at_end(bool on) { unmount_at_end_ = on; }
+
   int Loop(const ServerOptions& options) {
     if (options.single_threaded) return fuse_session_loop(se_);
     fuse_loop_config* config = fuse_loop_cfg_create();
@@ -97,7 +105,38 @@ class Session {
   fuse_session* se_ = nullptr;
   bool signals_ = false;
   bool mounted_ = false;
+  bool unmount_at_end_ = true;
 };
+
+// The mount's source as /proc/mounts shows it: fsname= or the image.
+std::string MountSource(const ServerOptions& options) {
+  for (const std::string& option : options.fuse_options) {
+    if (option.rfind("fsname=", 0) == 0) return option.substr(7);
+  }
+  return options.image;
+}
+
+// A failure after the daemon has left the terminal goes to syslog.
+void LogFailure(const ServerOptions& options, const std::string& message) {
+  if (options.foreground) {
+    std::fprintf(stderr, "%s: %s\n", kProgramName, message.c_str());
+  } else {
+    syslog(LOG_ERR, "%s", message.c_str());
+  }
+}
+
+// Keeps the descriptors opened since `inherited` was taken (the image,
+// /dev/fuse, fusermount3's socket, syslog's) and enters the sandbox.
+absl::Status EnterSandbox(const Sandbox& sandbox,
+                          const std::vector<int>& inherited) {
+  std::vector<int> keep;
+  for (int fd : OpenDescriptors()) {
+    if (!std::binary_search(inherited.begin(), inherited.end(), fd)) {
+      keep.push_back(fd);
+    }
+  }
+  return sandbox.Enter(keep);
+}
 
 bool HasForwardedOption(const ServerOptions& options, const char* option) {
   for (const std::string& o : options.fuse_options) {
@@ -109,6 +148,23 @@ bool HasForwardedOption(const ServerOptions& options, const char* option) {
 }  // namespace
 
 int Serve(ServerOptions options) {
+  // Whatever the caller left open is closed by the sandbox; what is opened
+  // from here on (image, /dev/fuse, log) is what serving needs.
+  const std::vector<int> inherited = OpenDescriptors();
+  std::optional<Sandbox> sandbox;
+  if (options.sandbox) {
+    SandboxConfig config;
+    config.user = options.sandbox_user;
+    // Refused calls are reported on stderr while it is the terminal.
+    config.report_fd = options.foreground ? 2 : -1;
+    absl::StatusOr<Sandbox> prepared = Sandbox::Prepare(config);
+    if (!prepared.ok()) {
+      std::fprintf(stderr, "%s: %s\n", kProgramName,
+                   std::string(prepared.status().message()).c_str());
+      return kExitUsage;
+    }
+    sandbox = *std::move(prepared);
+  }
   options.image = AbsolutePath(options.image);
   // Unmounting at the end (on SIGTERM) goes by this path, after the daemon
   // has left its working directory.
@@ -168,18 +224,29 @@ int Serve(ServerOptions options) {
       return kExitMountFailed;
     }
     if (!options.foreground) {
-      openlog(kProgramName, LOG_PID, LOG_DAEMON);
+      // Connected now: the sandbox allows no new sockets.
+      openlog(kProgramName, LOG_PID | LOG_NDELAY, LOG_DAEMON);
       adapter.set_log_to_syslog(true);
+    }
+    if (sandbox) {
+      // The sandboxed server cannot unmount: a watcher does it at its end.
+      absl::StatusOr<int> watcher =
+          StartUnmountWatcher(options.mountpoint, MountSource(options));
+      if (!watcher.ok()) {
+        LogFailure(options, std::string(watcher.status().message()));
+        return 1;
+      }
+      session.set_unmount_at_end(false);
+      if (absl::Status s = EnterSandbox(*sandbox, inherited); !s.ok()) {
+        LogFailure(options, std::string(s.message()));
+        return 1;
+      }
     }
     const int ret = session.Loop(options);
     // A positive value is the signal that ended the loop: a clean stop.
     if (ret < 0) {
-      if (options.foreground) {
-        std::fprintf(stderr, "%s: request loop failed: %s\n", kProgramName,
-                     std::strerror(-ret));
-      } else {
-        syslog(LOG_ERR, "request loop failed: %s", std::strerror(-ret));
-      }
+      LogFailure(options,
+                 absl::StrCat("request loop failed: ", std::strerror(-ret)));
       return 1;
     }
   }

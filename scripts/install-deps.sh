@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   bazel-bootstrap g++ clang libclang-rt-14-dev clang-format pkg-config
-  libfuse3-dev fuse3 libabsl-dev libgtest-dev libisal-dev zlib1g-dev
+  libfuse3-dev fuse3 libseccomp-dev libabsl-dev libgtest-dev libisal-dev zlib1g-dev
   e2fsprogs fuse2fs attr python3 util-linux fio
 )
 
