@@ -7,8 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "ext4/filesystem_impl.h"
 #include "ext4/format/superblock.h"
+#include "ext4/mmp.h"
 
 namespace ext4 {
 
@@ -32,6 +34,16 @@ absl::StatusOr<std::unique_ptr<Filesystem>> Filesystem::Open(
     return ErrnoError(EROFS,
                       "the journal needs recovery; without it (norecovery) "
                       "only a read-only mount (-o ro) is possible");
+  }
+  // Multi-mount protection comes first, as in the kernel: nothing is
+  // written (not even the journal's replay) while another node may be
+  // using the device.
+  std::unique_ptr<MultiMountProtection> mmp;
+  if (!options.read_only && sb.has_incompat(format::kIncompatMmp) &&
+      !device->read_only() && !sb.bigalloc()) {
+    E4_ASSIGN_OR_RETURN(
+        mmp, MultiMountProtection::Claim(
+                 *device, sb, [](absl::Duration d) { absl::SleepFor(d); }));
   }
   if (sb.has_incompat(format::kIncompatRecover) && !options.no_recovery) {
     if (!sb.has_compat(format::kCompatHasJournal)) {
@@ -57,20 +69,15 @@ absl::StatusOr<std::unique_ptr<Filesystem>> Filesystem::Open(
                         "read-write mounts of bigalloc filesystems are not "
                         "supported; mount with -o ro");
     }
-    if (sb.has_incompat(format::kIncompatMmp)) {
-      // Without the MMP updater another host could mount the image at the
-      // same time; refuse rather than risk it.
-      return ErrnoError(EROFS,
-                        "read-write mounts of filesystems with multi-mount "
-                        "protection (mmp) are not supported; mount with -o ro");
-    }
     if (device->read_only()) {
       return ErrnoError(EROFS, "the image is not writable; mount with -o ro");
     }
   }
   auto fs = std::make_unique<FilesystemImpl>(std::move(device), sb, options,
                                              options.read_only);
+  if (mmp != nullptr) fs->AdoptMultiMountProtection(std::move(mmp));
   E4_RETURN_IF_ERROR(fs->Initialize());
+  if (!options.defer_background_work) fs->StartBackgroundWork();
   return std::unique_ptr<Filesystem>(std::move(fs));
 }
 

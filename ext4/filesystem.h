@@ -116,6 +116,11 @@ struct MountOptions {
   // Journaled read-write mounts commit the running transaction this often
   // (and on fsync, at unmount, and when it grows large); 0: only then.
   int commit_interval_seconds = 5;
+  // Open starts the engine's own threads that must run from the mount on
+  // (the MMP updater) unless this is set; a server that forks into the
+  // background or enters a sandbox after Open sets it and calls
+  // StartBackgroundWork() once it is the process that serves.
+  bool defer_background_work = false;
 };
 
 class Filesystem {
@@ -131,6 +136,8 @@ class Filesystem {
   virtual ~Filesystem() = default;
 
   virtual bool read_only() const = 0;
+  // See MountOptions::defer_background_work. Called again, does nothing.
+  virtual void StartBackgroundWork() {}
   // A one-line description: label, UUID, features.
   virtual std::string Describe() const = 0;
 

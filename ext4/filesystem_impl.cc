@@ -74,6 +74,23 @@ FilesystemImpl::~FilesystemImpl() {
   // Without SyncAll first this is a crash as far as the image is concerned:
   // the running transaction is not committed.
   StopCommitThread();
+  // This node no longer uses the device.
+  if (mmp_ != nullptr) {
+    if (absl::Status s = mmp_->Release(*device_); !s.ok()) {
+      std::fprintf(stderr, "e4fs: cannot mark the MMP block clean: %s\n",
+                   std::string(s.message()).c_str());
+    }
+  }
+}
+
+void FilesystemImpl::StartBackgroundWork() {
+  if (mmp_ == nullptr) return;
+  mmp_->StartUpdates(device_.get(), [this](const absl::Status& status) {
+    // Mounted twice, or the block cannot be written: an error of the
+    // filesystem, with the errors= policy.
+    absl::ReaderMutexLock lock(&mu_);
+    RecordError(status, 0);
+  });
 }
 
 absl::Status FilesystemImpl::Initialize() {

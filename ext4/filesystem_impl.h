@@ -28,6 +28,7 @@
 #include "ext4/io/block_cache.h"
 #include "ext4/journal/journal_writer.h"
 #include "ext4/journal/log_map.h"
+#include "ext4/mmp.h"
 #include "ext4/transaction.h"
 
 namespace ext4 {
@@ -60,6 +61,12 @@ class FilesystemImpl final : public Filesystem {
 
   bool read_only() const override { return read_only_; }
   std::string Describe() const override;
+  void StartBackgroundWork() override;
+  // Takes over the MMP claim made before the mount: updated from
+  // StartBackgroundWork() on, released (marked clean) at destruction.
+  void AdoptMultiMountProtection(std::unique_ptr<MultiMountProtection> mmp) {
+    mmp_ = std::move(mmp);
+  }
   absl::StatusOr<Attributes> GetAttr(InodeNumber ino) override;
   absl::StatusOr<InodeNumber> Lookup(InodeNumber dir,
                                      std::string_view name) override;
@@ -305,6 +312,9 @@ class FilesystemImpl final : public Filesystem {
   bool committed_ = false;
   std::vector<InodeHandle> touched_;
   std::vector<InodeNumber> created_;
+  // Multi-mount protection of a read-write mount (feature mmp). Last, so it
+  // is gone before the device.
+  std::unique_ptr<MultiMountProtection> mmp_;
 };
 
 }  // namespace ext4

@@ -191,6 +191,9 @@ void SetOpenFlags(const Adapter& self, fuse_file_info* fi) {
 
 void Init(void* userdata, fuse_conn_info* conn) {
   Adapter& self = *static_cast<Adapter*>(userdata);
+  // The first request, in the process that serves (after any fork into the
+  // background and inside the sandbox): the engine's threads may start.
+  self.fs().StartBackgroundWork();
   auto want = [conn](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };

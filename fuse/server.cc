@@ -148,6 +148,9 @@ bool HasForwardedOption(const ServerOptions& options, const char* option) {
 }  // namespace
 
 int Serve(ServerOptions options) {
+  // The engine's threads start at the session's INIT, in the process that
+  // serves, inside the sandbox.
+  options.mount.defer_background_work = true;
   // Whatever the caller left open is closed by the sandbox; what is opened
   // from here on (image, /dev/fuse, log) is what serving needs.
   const std::vector<int> inherited = OpenDescriptors();
