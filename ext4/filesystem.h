@@ -224,9 +224,6 @@ class Filesystem {
   virtual absl::Status OpenFile(InodeNumber ino);
   virtual absl::Status Release(InodeNumber ino);
 
-  // Lifetime pins. A FUSE lookup count or an open file keeps its inode in
-  // core; the adapter pins on every reply that hands out a node id and
-  // unpins on forget.
   // A caller that met EUCLEAN or EIO from any call may pass the status on:
   // the engine records it in the superblock (once) and applies errors=.
   virtual void NoteError(const absl::Status& status, InodeNumber ino) {
@@ -234,6 +231,9 @@ class Filesystem {
     (void)ino;
   }
 
+  // Lifetime pins: the adapter pins on every reply that hands out a node id
+  // and unpins on forget. Pin checks that the inode loads; the engine keeps
+  // in-core inodes within its cache limit whatever the kernel remembers.
   virtual absl::Status Pin(InodeNumber ino, uint64_t count = 1) = 0;
   virtual void Unpin(InodeNumber ino, uint64_t count) = 0;
 

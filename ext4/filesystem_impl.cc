@@ -369,6 +369,11 @@ absl::StatusOr<size_t> FilesystemImpl::Read(InodeNumber ino, uint64_t offset,
   absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
   if (S_ISDIR(handle->inode.mode)) return ErrnoError(EISDIR, "is a directory");
+  // A symlink's or device's i_block holds no block map (a fast symlink's
+  // target would read as block numbers).
+  if (!S_ISREG(handle->inode.mode)) {
+    return ErrnoError(EINVAL, "not a regular file");
+  }
   auto read = ReadData(*handle, offset, out);
   if (!read.ok()) return Report(read.status(), ino);
   return read;
@@ -444,17 +449,20 @@ absl::StatusOr<FsStats> FilesystemImpl::StatFs() {
 }
 
 absl::Status FilesystemImpl::Pin(InodeNumber ino, uint64_t count) {
+  (void)count;
+  // The inode must load; it then stays in core only as the cache's limit
+  // allows. Keeping every inode the kernel knows in core would grow the
+  // server by a kilobyte per file while a million-file tree is walked, and
+  // nothing depends on it: an in-core inode holds nothing that is not on
+  // its way to the image, and unlinked inodes are kept by open counts.
   // Shared, like every reader: a write operation in progress must neither
   // see this inode join its undo list nor have it loaded under its feet.
   absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
-  inodes_.Pin(handle, cache::PinKind::kLookup, count);
   return absl::OkStatus();
 }
 
-void FilesystemImpl::Unpin(InodeNumber ino, uint64_t count) {
-  inodes_.Unpin(ino, cache::PinKind::kLookup, count);
-}
+void FilesystemImpl::Unpin(InodeNumber, uint64_t) {}
 
 void FilesystemImpl::DropCaches() {
   inodes_.Clear();

@@ -230,6 +230,31 @@ TEST_P(FilesystemTest, BigDirectoryListsEveryEntryOnceAcrossCalls) {
   }
 }
 
+TEST_P(FilesystemTest, PinnedInodesStayWithinTheCacheLimit) {
+  // The kernel remembers every node it has looked up; the engine must not
+  // keep all of them in core (a million-file walk would hold a gigabyte).
+  auto device = io::OpenFileDevice(image_, /*read_only=*/true);
+  ASSERT_TRUE(device.ok());
+  MountOptions options;
+  options.inode_cache_limit = 64;
+  auto fs = Filesystem::Open(std::move(*device), options);
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  auto big = (*fs)->ResolvePath("big");
+  ASSERT_TRUE(big.ok());
+  for (int i = 0; i < Source::kBigDirEntries; ++i) {
+    auto ino = (*fs)->Lookup(*big, absl::StrCat("entry-", i));
+    ASSERT_TRUE(ino.ok()) << i;
+    ASSERT_TRUE((*fs)->Pin(*ino).ok());
+  }
+  ASSERT_GT(Source::kBigDirEntries, 500);
+  EXPECT_LE((*fs)->InodesInCore(), 64u + 8u);
+  // A pinned inode that was let go loads again.
+  auto first = (*fs)->Lookup(*big, "entry-0");
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE((*fs)->GetAttr(*first).ok());
+  EXPECT_TRUE((*fs)->Pin(12345678).ok() == false);  // past the inode count
+}
+
 TEST_P(FilesystemTest, XattrsAndStatfs) {
   auto ino = fs_->ResolvePath("small");
   ASSERT_TRUE(ino.ok());
