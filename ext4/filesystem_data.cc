@@ -112,10 +112,33 @@ absl::StatusOr<size_t> FilesystemImpl::WriteLocked(
     uint64_t count = std::min<uint64_t>(fresh.length, want);
     uint64_t run = std::min<uint64_t>(count * bs - within, end - position);
     uint64_t covered_blocks = (within + run + bs - 1) / bs;
-    scratch.assign(static_cast<size_t>(covered_blocks * bs), 0);
-    std::memcpy(scratch.data() + within, data.data() + (position - offset),
-                static_cast<size_t>(run));
-    E4_RETURN_IF_ERROR(device_->WriteAt(fresh.physical * bs, scratch));
+    // Whole blocks go to the device straight from the caller's bytes; only
+    // a partial first or last block is staged in a zero-filled block.
+    const uint8_t* source = data.data() + (position - offset);
+    uint64_t done = 0;
+    uint64_t block = fresh.physical;
+    if (within != 0 || run < bs) {
+      const uint64_t part = std::min<uint64_t>(bs - within, run);
+      scratch.assign(bs, 0);
+      std::memcpy(scratch.data() + within, source, static_cast<size_t>(part));
+      E4_RETURN_IF_ERROR(device_->WriteAt(block * bs, scratch));
+      done = part;
+      ++block;
+    }
+    const uint64_t whole = (run - done) / bs * bs;
+    if (whole > 0) {
+      E4_RETURN_IF_ERROR(device_->WriteAt(
+          block * bs,
+          std::span<const uint8_t>(source + done, static_cast<size_t>(whole))));
+      done += whole;
+      block += whole / bs;
+    }
+    if (done < run) {
+      scratch.assign(bs, 0);
+      std::memcpy(scratch.data(), source + done,
+                  static_cast<size_t>(run - done));
+      E4_RETURN_IF_ERROR(device_->WriteAt(block * bs, scratch));
+    }
     if (fresh.unwritten) {
       E4_RETURN_IF_ERROR(tree->MarkWritten(tx, logical, covered_blocks));
     }
@@ -337,6 +360,12 @@ absl::StatusOr<uint64_t> FilesystemImpl::Seek(InodeNumber ino, uint64_t offset,
       node->inode, blocks_, sb_.metadata_csum(), node->checksum_seed);
   uint64_t logical = offset / bs;
   while (logical * bs < size) {
+    // No map reaches block kEndOfFile: past it, a hostile i_size is one
+    // hole (walking it block by block would never end).
+    if (logical >= kEndOfFile) {
+      if (whence == SEEK_HOLE) return std::max(offset, logical * bs);
+      break;
+    }
     E4_ASSIGN_OR_RETURN(BlockMapping mapping, map->Map(logical));
     // Unwritten extents read as zeros: a hole, as far as lseek is concerned.
     const bool data = mapping.physical != 0 && !mapping.unwritten;
