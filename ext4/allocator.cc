@@ -165,6 +165,16 @@ absl::Status BitmapAllocator::Load(Transaction& tx) {
   return LoadLocked(tx);
 }
 
+absl::Status BitmapAllocator::LoadIfNeeded(Transaction& tx) {
+  absl::MutexLock lock(&mu_);
+  return EnsureLoaded(tx);
+}
+
+bool BitmapAllocator::loaded() const {
+  absl::MutexLock lock(&mu_);
+  return loaded_;
+}
+
 absl::Status BitmapAllocator::EnsureLoaded(Transaction& tx) {
   if (loaded_) return absl::OkStatus();
   E4_RETURN_IF_ERROR(Supported());

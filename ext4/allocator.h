@@ -62,6 +62,9 @@ class BitmapAllocator final : public BlockAllocator {
   // counter changes the aborted transaction made. EUCLEAN for a corrupt
   // descriptor.
   absl::Status Load(Transaction& tx);
+  // Load() unless done already; whether it is.
+  absl::Status LoadIfNeeded(Transaction& tx);
+  bool loaded() const;
 
   // Between 1 and `count` contiguous free blocks inside one group: the first
   // run of `count` free blocks at or after `goal` (wrapping around the

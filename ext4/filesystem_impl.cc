@@ -427,6 +427,15 @@ absl::StatusOr<uint64_t> FilesystemImpl::Overhead() {
 }
 
 absl::StatusOr<FsStats> FilesystemImpl::StatFs() {
+  if (!read_only_ && allocator_ != nullptr && !allocator_->loaded()) {
+    // The free counts are the groups' sums, computed once by the allocator
+    // (which rewrites them in sb_: exclusively).
+    absl::MutexLock lock(&mu_);
+    Transaction tx(blocks_);
+    if (absl::Status s = allocator_->LoadIfNeeded(tx); !s.ok()) {
+      return Report(s, 0);
+    }
+  }
   absl::ReaderMutexLock lock(&mu_);
   FsStats stats;
   stats.block_size = sb_.block_size();

@@ -102,8 +102,9 @@ uint64_t FilesystemImpl::GoalFor(const InCoreInode& node) const {
 
 absl::Status FilesystemImpl::StartWriting() {
   E4_ASSIGN_OR_RETURN(allocator_, BitmapAllocator::Create(sb_, blocks_));
+  // The allocator reads every group descriptor (2,048 blocks on a 16 TiB
+  // filesystem) when the first allocation or statfs needs it, not here.
   Transaction tx(blocks_);
-  E4_RETURN_IF_ERROR(allocator_->Load(tx));
   if (sb_.has_compat(format::kCompatHasJournal)) {
     E4_RETURN_IF_ERROR(StartJournal());
   } else {
@@ -532,6 +533,8 @@ absl::StatusOr<Attributes> FilesystemImpl::MakeSymlink(InodeNumber dir,
             std::span<const uint8_t>(
                 reinterpret_cast<const uint8_t*>(target.data()), target.size()))
             .status());
+    // The size and the block map WriteLocked set reach the inode table.
+    E4_RETURN_IF_ERROR(WriteInode(tx, *child));
   }
   E4_RETURN_IF_ERROR(AddLink(tx, *parent, name, *child));
   E4_RETURN_IF_ERROR(Finish(tx));
