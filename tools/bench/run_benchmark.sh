@@ -16,7 +16,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "${SCRIPT_DIR}/../.." && pwd)"
 readonly SCRIPT_DIR REPO
 readonly ALL_SYSTEMS="e4fs fuse2fs kernel passthrough"
-readonly PHASES="mount create walk read link rename unlink bigdir_create bigdir_lookup seqwrite seqread randread"
+readonly PHASES="mount16t mount create walk read link rename unlink bigdir_create bigdir_lookup seqwrite seqread randread"
 readonly PASSTHROUGH_SRC=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 # passthrough_ll keeps a descriptor open per inode it has seen.
 readonly PASSTHROUGH_MAX_ENTRIES=19000
@@ -386,12 +386,46 @@ record_server_fds() {
   record "${round}" "${system}" server_fds "${n}" 0 info
 }
 
+# mount16t: a fresh sparse image of 16 TiB less 1 MiB (the largest file the
+# host's ext4 holds), mounted with cold caches; then the idle server's RSS.
+run_big_mount() {
+  local round="$1" system="$2" saved="${image}" rss
+  image="${workdir}/${system}.${round}.16t.img"
+  rm -f "${image}"
+  if ! truncate -s "$((16 * 1024 ** 4 - 1024 ** 2))" "${image}" ||
+    ! mke2fs -q -F -t ext4 "${image}" \
+      >"${LOGS}/${system}.${round}.16t.mke2fs.log" 2>&1; then
+    record "${round}" "${system}" mount16t "" "" FAIL
+    fail_notes+=("${system} round ${round}: making the 16 TiB image failed")
+  else
+    drop_caches
+    if mount_system "${system}" "${system}.${round}.16t" &&
+      parse_line "${mount_line}"; then
+      record "${round}" "${system}" mount16t "${r_sec}" 1 ok
+      report_phase "${round}" "${system}" mount16t "${r_sec}" 1
+      sleep 1
+      if ((server_pid > 0)) && [[ -r "/proc/${server_pid}/status" ]]; then
+        rss="$(awk '$1 == "VmRSS:" { print $2 }' "/proc/${server_pid}/status")"
+        [[ -n "${rss}" ]] && record "${round}" "${system}" idle_rss_kib "${rss}" 0 info
+      fi
+      unmount_system "${system}" ||
+        fail_notes+=("${system} round ${round}: unmounting the 16 TiB image failed")
+    else
+      record "${round}" "${system}" mount16t "" "" FAIL
+      fail_notes+=("${system} round ${round}: mounting the 16 TiB image failed")
+    fi
+  fi
+  rm -f "${image}"
+  image="${saved}"
+}
+
 run_round() {
   local round="$1" system="$2" n_entries="${entries}"
   [[ "${system}" == passthrough ]] && n_entries="${pt_entries}"
   local -a common=(--files "${files}" --entries "${n_entries}"
     --bytes "${bytes}" --seed "${seed}")
 
+  run_big_mount "${round}" "${system}"
   image="${workdir}/${system}.${round}.img"
   rm -f "${image}"
   truncate -s "${image_size}" "${image}" || return 1
@@ -507,6 +541,7 @@ $6 == "ok" && $3 != "e2fsck" {
 $6 == "FAIL" && $3 != "e2fsck" { failed[$2, $3]++ }
 $3 == "e2fsck" { fsck_total[$2]++; if ($6 == "ok") fsck_ok[$2]++ }
 $3 == "server_fds" { fds[$2] = fds[$2] " " $4 }
+$3 == "idle_rss_kib" { rss[$2] = rss[$2] " " $4 }
 END {
   ns = split(systems, sys, " ")
   np = split(phases, ph, " ")
@@ -568,6 +603,11 @@ END {
     if (sys[i] in fds) line = line sprintf("  %s %d", sys[i], median(fds[sys[i]]))
   if (line != "")
     printf "descriptors held by the server after bigdir_lookup (median):%s\n", line
+  line = ""
+  for (i = 1; i <= ns; i++)
+    if (sys[i] in rss) line = line sprintf("  %s %.1f MiB", sys[i], median(rss[sys[i]]) / 1024)
+  if (line != "")
+    printf "idle server RSS after mounting the 16 TiB image (median):%s\n", line
   if (footnote)
     print "* different amount of work (ops column): the ratio compares seconds per operation"
   if (partial)
