@@ -101,6 +101,14 @@ struct Location {
 // ---------------------------------------------------------------------------
 // Record-level editing inside one validated block (or inline region).
 
+// The room a used record takes: its name's record length, never less than
+// the smallest record readers accept (a used record with an empty name,
+// which only corruption makes, would otherwise shrink to 8 bytes).
+uint32_t UsedRecLen(size_t name_len) {
+  return std::max(format::DirRecLen(static_cast<uint32_t>(name_len)),
+                  format::DirRecLen(1));
+}
+
 // The first record with room for a name of `name_len` bytes: an unused
 // record at least that long, or a used one whose slack is. `block` is a
 // validated region whose records end at `end`.
@@ -112,7 +120,7 @@ std::optional<uint32_t> FindSlot(Bytes block, uint32_t end, size_t name_len) {
     if (rec_len == 0) return std::nullopt;  // not validated; never loop
     const uint32_t inode = format::Le32(block, offset);
     const uint32_t used =
-        inode != 0 ? format::DirRecLen(format::Le8(block, offset + 6)) : 0;
+        inode != 0 ? UsedRecLen(format::Le8(block, offset + 6)) : 0;
     if (rec_len >= used && rec_len - used >= needed) return offset;
     offset += rec_len;
   }
@@ -125,7 +133,7 @@ void InsertAt(MutableBytes block, uint32_t offset, std::string_view name,
   const uint32_t size = static_cast<uint32_t>(block.size());
   uint32_t rec_len = RecLenAt(block, offset);
   if (format::Le32(block, offset) != 0) {
-    const uint32_t used = format::DirRecLen(format::Le8(block, offset + 6));
+    const uint32_t used = UsedRecLen(format::Le8(block, offset + 6));
     format::Put16(block, offset + 4, format::EncodeRecLen(used, size));
     offset += used;
     rec_len -= used;
@@ -172,8 +180,7 @@ void WriteLeaf(const DirectoryContext& ctx, MutableBytes block,
   uint32_t offset = 0;
   for (size_t i = 0; i < count; ++i) {
     const Item& item = items[i];
-    uint32_t rec_len =
-        format::DirRecLen(static_cast<uint32_t>(item.name.size()));
+    uint32_t rec_len = UsedRecLen(item.name.size());
     if (i + 1 == count) rec_len = end - offset;
     format::WriteDirEntry(block, offset, item.inode, rec_len, item.name,
                           item.file_type);
@@ -188,7 +195,7 @@ void WriteLeaf(const DirectoryContext& ctx, MutableBytes block,
 uint32_t SizeOf(const Item* items, size_t count) {
   uint32_t total = 0;
   for (size_t i = 0; i < count; ++i) {
-    total += format::DirRecLen(static_cast<uint32_t>(items[i].name.size()));
+    total += UsedRecLen(items[i].name.size());
   }
   return total;
 }
@@ -218,7 +225,7 @@ absl::StatusOr<size_t> ChooseSplit(const std::vector<Item>& items,
   std::vector<uint32_t> sizes(count);
   uint32_t total = 0;
   for (size_t i = 0; i < count; ++i) {
-    sizes[i] = format::DirRecLen(static_cast<uint32_t>(items[i].name.size()));
+    sizes[i] = UsedRecLen(items[i].name.size());
     total += sizes[i];
   }
   uint32_t moved = 0;

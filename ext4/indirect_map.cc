@@ -11,6 +11,8 @@ namespace ext4 {
 namespace {
 
 constexpr int kDirectBlocks = 12;
+// One past the last logical block any file map addresses (as extents).
+constexpr uint64_t kLogicalLimit = uint64_t{1} << 32;
 
 class IndirectMap final : public FileMap {
  public:
@@ -34,7 +36,11 @@ class IndirectMap final : public FileMap {
       rest -= span;
       span *= per_block_;
     }
-    return BlockMapping{0, 1, false};  // beyond what the scheme can address
+    // Beyond what the scheme can address: a hole up to where no file map
+    // reaches (one block at a time, a walk to a hostile i_size would take
+    // billions of steps).
+    return BlockMapping{
+        0, logical < kLogicalLimit ? kLogicalLimit - logical : 1, false};
   }
 
  private:

@@ -572,22 +572,62 @@ absl::StatusOr<std::optional<uint64_t>> IndirectTree::FirstMapped(
   return std::nullopt;
 }
 
+absl::StatusOr<uint64_t> IndirectTree::MappedRunIn(Transaction& tx,
+                                                   uint64_t block, int levels,
+                                                   uint64_t from,
+                                                   std::set<uint64_t>& full) {
+  const uint64_t span = Span(levels);
+  // Keyed by level too, as in FirstIn.
+  const uint64_t key = block * 4 + static_cast<uint64_t>(levels);
+  if (from == 0 && full.count(key)) return span;
+  E4_ASSIGN_OR_RETURN(format::Bytes array, ReadArray(tx, block));
+  const uint64_t child = Span(levels - 1);
+  const size_t first_slot = static_cast<size_t>(from / child);
+  uint64_t run = 0;
+  for (size_t s = first_slot; s < per_block_; ++s) {
+    const uint32_t p = format::Le32(array, 4 * s);
+    if (p == 0) return run;
+    if (levels == 1) {
+      ++run;
+      continue;
+    }
+    const uint64_t sub_from = s == first_slot ? from % child : 0;
+    E4_ASSIGN_OR_RETURN(uint64_t below,
+                        MappedRunIn(tx, p, levels - 1, sub_from, full));
+    run += below;
+    if (below < child - sub_from) return run;
+  }
+  // A subtree mapped in full is not walked again (a hostile map may point
+  // at it from every slot, which would make the run take one step per
+  // array over billions of blocks).
+  if (from == 0) full.insert(key);
+  return run;
+}
+
 absl::StatusOr<std::optional<MappedExtent>> IndirectTree::NextExtent(
     Transaction& tx, uint64_t logical) {
   if (logical >= max_logical_) return std::nullopt;
   E4_ASSIGN_OR_RETURN(std::optional<uint64_t> start, FirstMapped(tx, logical));
   if (!start) return std::nullopt;
-  // The run goes on through the arrays that follow while they are full.
+  // The run goes on through the direct pointers and the subtrees that follow
+  // while they are mapped.
   uint64_t cur = *start;
+  std::set<uint64_t> full;
   while (cur < max_logical_) {
-    E4_ASSIGN_OR_RETURN(Leaf leaf, FindLeaf(tx, cur));
-    if (!leaf.found) break;
-    E4_ASSIGN_OR_RETURN(format::Bytes array, ReadArray(tx, leaf.block));
-    const size_t size = leaf.block == 0 ? kDirect : per_block_;
-    size_t s = leaf.slot;
-    while (s < size && format::Le32(array, 4 * s) != 0) ++s;
-    cur += s - leaf.slot;
-    if (s == leaf.slot || s < size) break;
+    if (cur < kDirect) {
+      if (RootPointer(static_cast<size_t>(cur)) == 0) break;
+      ++cur;
+      continue;
+    }
+    int d = 1;
+    while (d < 3 && cur >= SubtreeBase(d) + Span(d)) ++d;
+    const uint64_t base = SubtreeBase(d);
+    const uint32_t p = RootPointer(kDirect + d - 1);
+    if (p == 0) break;
+    const uint64_t from = cur - base;
+    E4_ASSIGN_OR_RETURN(uint64_t run, MappedRunIn(tx, p, d, from, full));
+    cur += run;
+    if (run < Span(d) - from) break;
   }
   cur = std::min(cur, max_logical_);
   return MappedExtent{*start, cur - *start, false};

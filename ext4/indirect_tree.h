@@ -174,6 +174,13 @@ class IndirectTree {
                                                   std::set<uint64_t>& empty);
   absl::StatusOr<std::optional<uint64_t>> FirstMapped(Transaction& tx,
                                                       uint64_t logical);
+  // How many blocks from offset `from` of the subtree under `block` are
+  // mapped one after the other (up to the subtree's end). `full` collects
+  // the subtrees (block and level) found mapped in full, which are not
+  // walked again.
+  absl::StatusOr<uint64_t> MappedRunIn(Transaction& tx, uint64_t block,
+                                       int levels, uint64_t from,
+                                       std::set<uint64_t>& full);
 
   void AddBlocks(uint64_t count);
   void SubtractBlocks(uint64_t count);
