@@ -25,8 +25,11 @@ class MappedDirectory final : public DirectoryBlockSource {
                   uint64_t size)
       : map_(std::move(map)),
         blocks_(blocks),
-        count_(static_cast<uint32_t>(
-            std::min<uint64_t>(size / blocks.block_size(), UINT32_MAX))) {}
+        // A directory cannot hold more blocks than the filesystem has: a
+        // hostile i_size over a map that repeats one block would otherwise
+        // make a listing or a failed lookup walk billions of blocks.
+        count_(static_cast<uint32_t>(std::min<uint64_t>(
+            {size / blocks.block_size(), blocks.block_count(), UINT32_MAX}))) {}
 
   absl::StatusOr<std::shared_ptr<const std::vector<uint8_t>>> ReadBlock(
       uint32_t logical) override {

@@ -91,6 +91,9 @@ absl::Status FilesystemImpl::RecoverOrphanFile() {
   E4_ASSIGN_OR_RETURN(InodeHandle orphan_file, GetInode(file));
   const uint32_t bs = sb_.block_size();
   const uint64_t nblocks = orphan_file->inode.size / bs;
+  if (nblocks > sb_.blocks_count) {
+    return Corrupt("the orphan file is larger than the filesystem");
+  }
   const uint32_t slots = (bs - kOrphanBlockTail) / 4;
   std::unique_ptr<FileMap> map =
       MakeFileMap(orphan_file->inode, blocks_, sb_.metadata_csum(),
