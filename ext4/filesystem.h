@@ -135,6 +135,9 @@ class Filesystem {
 
   virtual ~Filesystem() = default;
 
+  // Whether changes are refused: a read-only mount, or one that an error
+  // under errors=remount-ro has made read-only (this can turn true while
+  // mounted).
   virtual bool read_only() const = 0;
   // See MountOptions::defer_background_work. Called again, does nothing.
   virtual void StartBackgroundWork() {}

@@ -59,7 +59,7 @@ class FilesystemImpl final : public Filesystem {
       std::unique_ptr<io::BlockDevice> device, const format::Superblock& sb,
       bool read_only);
 
-  bool read_only() const override { return read_only_; }
+  bool read_only() const override { return CannotWrite(); }
   std::string Describe() const override;
   void StartBackgroundWork() override;
   // Takes over the MMP claim made before the mount: updated from

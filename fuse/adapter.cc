@@ -312,7 +312,8 @@ void ReadLink(fuse_req_t req, fuse_ino_t node) {
 void Access(fuse_req_t req, fuse_ino_t, int mask) {
   // Permission bits are the kernel's business (default_permissions); only
   // the read-only state is known here.
-  fuse_reply_err(req, (mask & W_OK) && Self(req).read_only() ? EROFS : 0);
+  // The engine's answer, not the mount's: errors=remount-ro turns it.
+  fuse_reply_err(req, (mask & W_OK) && Self(req).fs().read_only() ? EROFS : 0);
 }
 
 // ---- Files ----
@@ -341,7 +342,9 @@ absl::Status TruncateOnOpen(Adapter& self, fuse_req_t req, InodeNumber ino) {
 void Open(fuse_req_t req, fuse_ino_t node, fuse_file_info* fi) {
   Adapter& self = Self(req);
   const InodeNumber ino = Adapter::ToInode(node);
-  if (self.read_only() && (Writable(fi->flags) || (fi->flags & O_TRUNC))) {
+  // errors=remount-ro: refused at open, before the kernel's write-back
+  // cache could accept writes that can no longer land.
+  if (self.fs().read_only() && (Writable(fi->flags) || (fi->flags & O_TRUNC))) {
     fuse_reply_err(req, EROFS);
     return;
   }
@@ -540,7 +543,7 @@ void StatFs(fuse_req_t req, fuse_ino_t node) {
   sv.f_favail = stats->free_inodes;
   sv.f_fsid = stats->fsid;
   sv.f_namemax = stats->name_max;
-  if (self.read_only()) sv.f_flag = ST_RDONLY;
+  if (self.fs().read_only()) sv.f_flag = ST_RDONLY;
   fuse_reply_statfs(req, &sv);
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Applies one seeded corruption to the metadata of an ext2/3/4 image.
+"""Applies seeded corruptions to the metadata of an ext2/3/4 image.
 
-    corrupt_image.py IMAGE --seed N [--target KIND] [--json]
+    corrupt_image.py IMAGE --seed N [--target KIND] [--count N] [--json]
 
 The metadata is located with dumpe2fs and debugfs (e2fsprogs) and with the
 image's own superblock and inode tables:
@@ -41,9 +41,13 @@ in four it is left stale ("csum=stale") to test the checksum check itself.
 The stored checksum is verified before the change: when it does not match
 (an unknown layout), it is left alone ("csum=unverified").
 
-Prints one line describing exactly what was changed (or, with --json, one
-JSON object), so that a failure can be reproduced from the seed and the base
-image. Exits 0 when a change was made, 1 on errors.
+With --count N, N structures are corrupted: the first as above, the others
+of kinds the seed picks at random (the first is the same with any count).
+
+Prints one line describing exactly what was changed, the corruptions joined
+by "; " (or, with --json, one JSON object: the first corruption's fields and
+the list of all), so that a failure can be reproduced from the seed and the
+base image. Exits 0 when a change was made, 1 on errors.
 """
 
 import argparse
@@ -1074,59 +1078,78 @@ def corrupt(t, buf, rng):
     return "bitflip", "1 bit at +0x%x.%d" % (o, b)
 
 
+def corrupt_one(img, rng, first):
+    """Corrupts one structure, of KINDS[first] or the next kind that has
+    one; returns its description."""
+    t = None
+    for i in range(len(KINDS)):
+        kind = KINDS[(first + i) % len(KINDS)]
+        t = PICKERS[kind](img, rng)
+        if t is not None:
+            break
+    if t is None:
+        raise Error("no metadata found to corrupt")
+    before = img.read(t.start, t.length)
+    after = bytearray(before)
+    op, detail = corrupt(t, after, rng)
+    csum = "none"
+    if t.checksum is not None:
+        if rng.random() < 0.25:
+            csum = "stale"
+        else:
+            csum = t.checksum(img, bytes(before), after)
+    img.write(t.start, after)
+    changed = [i for i in range(len(before)) if before[i] != after[i]]
+    return {
+        "kind": t.kind,
+        "where": t.where,
+        "offset": t.start,
+        "length": t.length,
+        "op": op,
+        "detail": detail,
+        "csum": csum,
+        "changed": [{"offset": t.start + i, "old": before[i], "new": after[i]}
+                    for i in changed[:256]],
+        "description": "kind=%s %s: %s %s csum=%s" % (t.kind, t.where, op, detail,
+                                                     csum),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(
-        description="Applies one seeded corruption to an ext2/3/4 image's metadata.")
+        description="Applies seeded corruptions to an ext2/3/4 image's metadata.")
     ap.add_argument("image")
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--target", choices=KINDS,
                     help="the kind of structure (default: KINDS[seed %% 9])")
+    ap.add_argument("--count", type=int, default=1,
+                    help="how many structures to corrupt (default 1); the "
+                    "first as without it, the others of random kinds")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
+    if args.count < 1:
+        ap.error("--count must be at least 1")
 
     rng = random.Random(args.seed)
+    done = []
     try:
         img = Image(args.image)
         first = KINDS.index(args.target) if args.target else args.seed % len(KINDS)
-        t = None
-        for i in range(len(KINDS)):
-            kind = KINDS[(first + i) % len(KINDS)]
-            t = PICKERS[kind](img, rng)
-            if t is not None:
-                break
-        if t is None:
-            raise Error("no metadata found to corrupt")
-        before = img.read(t.start, t.length)
-        after = bytearray(before)
-        op, detail = corrupt(t, after, rng)
-        csum = "none"
-        if t.checksum is not None:
-            if rng.random() < 0.25:
-                csum = "stale"
-            else:
-                csum = t.checksum(img, bytes(before), after)
-        img.write(t.start, after)
+        for n in range(args.count):
+            done.append(corrupt_one(img, rng, first if n == 0 else
+                                    rng.randrange(len(KINDS))))
         img.f.close()
     except (Error, OSError, struct.error) as e:
         print("corrupt_image.py: %s" % e, file=sys.stderr)
         return 1
-    changed = [i for i in range(len(before)) if before[i] != after[i]]
-    desc = "seed=%d kind=%s %s: %s %s csum=%s" % (args.seed, t.kind, t.where, op, detail,
-                                                 csum)
+    desc = "seed=%d %s" % (args.seed, "; ".join(d["description"] for d in done))
     if args.json:
-        print(json.dumps({
-            "seed": args.seed,
-            "kind": t.kind,
-            "where": t.where,
-            "offset": t.start,
-            "length": t.length,
-            "op": op,
-            "detail": detail,
-            "csum": csum,
-            "changed": [{"offset": t.start + i, "old": before[i], "new": after[i]}
-                        for i in changed[:256]],
-            "description": desc,
-        }))
+        # The first corruption's fields at the top, every one in the list.
+        out = {"seed": args.seed}
+        out.update(done[0])
+        out["description"] = desc
+        out["corruptions"] = done
+        print(json.dumps(out))
     else:
         print(desc)
     return 0
