@@ -8,6 +8,8 @@
 #include <string>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "ext4/errno_status.h"
 #include "ext4/filesystem_impl.h"
 
@@ -71,8 +73,12 @@ void FilesystemImpl::NoteError(const absl::Status& status, InodeNumber ino) {
 }
 
 void FilesystemImpl::RecordError(const absl::Status& status, InodeNumber ino) {
-  std::fprintf(stderr, "e4fs: inode %u: %s\n", ino,
-               std::string(status.message()).c_str());
+  const std::string message(status.message());
+  if (absl::StartsWith(message, absl::StrCat("inode ", ino, ":"))) {
+    std::fprintf(stderr, "e4fs: %s\n", message.c_str());  // names it already
+  } else {
+    std::fprintf(stderr, "e4fs: inode %u: %s\n", ino, message.c_str());
+  }
   const ErrorsPolicy policy = EffectiveErrorsPolicy();
   {
     absl::MutexLock lock(&errors_mu_);

@@ -446,7 +446,12 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
           return false;
         }
         if (!IsValidName(d.name)) {
+          // Corruption the engine's checks let through (an empty name or
+          // one with '/'): recorded as any other.
           self.Log(dir, op, "skipped an entry with an invalid name");
+          self.fs().NoteError(
+              ext4::Corrupt("directory entry with an empty name or a '/'"),
+              dir);
           return true;
         }
         const off_t next = static_cast<off_t>(d.next_cookie);
