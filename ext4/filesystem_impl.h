@@ -174,7 +174,7 @@ class FilesystemImpl final : public Filesystem {
 
   // ---- The write side (filesystem_write.cc and friends). ----
   // Marks the filesystem in use (not clean) on a read-write mount.
-  absl::Status StartWriting();
+  absl::Status StartWriting() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // ---- The journal (filesystem_journal.cc). ----
   // The journal inode's blocks.
   absl::StatusOr<journal::LogMap> JournalLogMap();
@@ -210,7 +210,7 @@ class FilesystemImpl final : public Filesystem {
   // Serializes the in-core inode into its slot (and refreshes node.raw).
   absl::Status WriteInode(Transaction& tx, InCoreInode& node);
   // Commits the transaction together with the superblock's counters.
-  absl::Status Finish(Transaction& tx);
+  absl::Status Finish(Transaction& tx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<InodeHandle> NewInode(Transaction& tx, InCoreInode& dir,
                                        uint32_t mode, const Credentials& who);
   // ACL inheritance (filesystem_acl.cc): a directory's default ACL in the
@@ -231,7 +231,8 @@ class FilesystemImpl final : public Filesystem {
           body);
   // Drops one link of `node`; frees it when none remain and it is not open,
   // or puts it on the orphan list when it is.
-  absl::Status DropLink(Transaction& tx, InCoreInode& node);
+  absl::Status DropLink(Transaction& tx, InCoreInode& node)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FreeInode(Transaction& tx, InCoreInode& node);
   absl::Status AddOrphan(Transaction& tx, InCoreInode& node);
   absl::Status RemoveOrphan(Transaction& tx, InCoreInode& node);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <random>
 #include <string>
@@ -20,6 +21,9 @@
 
 namespace ext4::format {
 namespace {
+
+// Where clean-up errors go (a temp tree that will not go is harmless).
+std::error_code cleanup_error;
 
 // ---- Images made by mke2fs, and the facts dumpe2fs reports about them. ----
 
@@ -137,7 +141,7 @@ class DescriptorImageTest : public ::testing::TestWithParam<Variant> {
     sb_ = *parsed;
   }
   void TearDown() override {
-    if (!dir_.empty()) std::system(absl::StrCat("rm -rf ", dir_).c_str());
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, cleanup_error);
   }
 
   std::vector<uint8_t> RawDescriptor(uint32_t group) {
@@ -253,7 +257,7 @@ class DescriptorCorruptionTest : public ::testing::Test {
     sb_ = *parsed;
   }
   void TearDown() override {
-    if (!dir_.empty()) std::system(absl::StrCat("rm -rf ", dir_).c_str());
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, cleanup_error);
   }
   std::vector<uint8_t> Raw(uint32_t group) {
     uint64_t offset = GroupDescriptorBlock(sb_, group) * sb_.block_size() +

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
@@ -19,6 +20,9 @@
 
 namespace ext4::format {
 namespace {
+
+// Where clean-up errors go (a temp tree that will not go is harmless).
+std::error_code cleanup_error;
 
 // ---- Images made by mke2fs, and the facts dumpe2fs reports about them. ----
 
@@ -95,7 +99,7 @@ class ImageTest : public ::testing::TestWithParam<Variant> {
   }
   void TearDown() override {
     if (!dir_.empty()) {
-      std::system(absl::StrCat("rm -rf ", dir_).c_str());
+      std::filesystem::remove_all(dir_, cleanup_error);
     }
   }
 
@@ -286,7 +290,7 @@ class SuperblockCorruptionTest : public ::testing::Test {
     ASSERT_TRUE(ParseSuperblock(raw_).ok());
   }
   void TearDown() override {
-    if (!dir_.empty()) std::system(absl::StrCat("rm -rf ", dir_).c_str());
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, cleanup_error);
   }
 
   // Re-signs the superblock so that the change, not the checksum, is what
