@@ -52,6 +52,7 @@
 #include "ext4/transaction.h"
 #include "ext4/xattr_writer.h"
 #include "fuzz/fuzz_support.h"
+#include "fuzz/shared_device.h"
 
 namespace {
 
@@ -403,33 +404,6 @@ void RunParts(Bytes raw_in, FuzzInput& in) {
 // ---------------------------------------------------------------------------
 // The filesystem.
 
-// A memory device whose bytes outlive the filesystem that uses it.
-class SharedDevice final : public ext4::io::BlockDevice {
- public:
-  explicit SharedDevice(std::vector<uint8_t>& bytes) : bytes_(bytes) {}
-  absl::Status ReadAt(uint64_t offset, std::span<uint8_t> out) override {
-    if (offset > bytes_.size() || out.size() > bytes_.size() - offset) {
-      return ext4::ErrnoError(EIO, "read past the end");
-    }
-    if (!out.empty()) std::memcpy(out.data(), &bytes_[offset], out.size());
-    return absl::OkStatus();
-  }
-  absl::Status WriteAt(uint64_t offset,
-                       std::span<const uint8_t> data) override {
-    if (offset > bytes_.size() || data.size() > bytes_.size() - offset) {
-      return ext4::ErrnoError(EIO, "write past the end");
-    }
-    if (!data.empty()) std::memcpy(&bytes_[offset], data.data(), data.size());
-    return absl::OkStatus();
-  }
-  absl::Status Flush() override { return absl::OkStatus(); }
-  uint64_t Size() const override { return bytes_.size(); }
-  bool read_only() const override { return false; }
-
- private:
-  std::vector<uint8_t>& bytes_;
-};
-
 ext4::MountOptions Options() {
   ext4::MountOptions options;
   options.read_only = false;
@@ -461,10 +435,10 @@ const std::vector<uint8_t>& Template(bool csum) {
                       : "inline_data,^has_journal,^metadata_csum",
                  options.features)
                  .ok());
-  SharedDevice device(image);
+  ext4::fuzz::SharedDevice device(image);
   FUZZ_CHECK(ext4::mkfs::MakeFilesystem(device, options).ok());
-  auto fs =
-      ext4::Filesystem::Open(std::make_unique<SharedDevice>(image), Options());
+  auto fs = ext4::Filesystem::Open(
+      std::make_unique<ext4::fuzz::SharedDevice>(image), Options());
   FUZZ_CHECK(fs.ok());
   auto file = (*fs)->Create(ext4::kRootInode, "f", S_IFREG | 0644, {});
   FUZZ_CHECK(file.ok() && file->ino == kIno);
@@ -544,8 +518,8 @@ void RunFilesystem(Bytes raw_in, bool csum, FuzzInput& in) {
   std::copy(raw.begin(), raw.end(), image.begin() + at);
 
   {
-    auto opened = ext4::Filesystem::Open(std::make_unique<SharedDevice>(image),
-                                         Options());
+    auto opened = ext4::Filesystem::Open(
+        std::make_unique<ext4::fuzz::SharedDevice>(image), Options());
     FUZZ_CHECK(opened.ok());
     ext4::Filesystem& fs = **opened;
     auto attr = fs.GetAttr(kIno);
@@ -672,7 +646,7 @@ void RunFilesystem(Bytes raw_in, bool csum, FuzzInput& in) {
     }
     CheckErrno(fs.SyncAll());
   }
-  SharedDevice device(image);
+  ext4::fuzz::SharedDevice device(image);
   (void)ext4::check::CheckFilesystem(device);
 }
 

@@ -46,6 +46,7 @@
 #include "ext4/format/superblock.h"
 #include "ext4/io/block_device.h"
 #include "fuzz/fuzz_support.h"
+#include "fuzz/shared_device.h"
 
 namespace {
 
@@ -60,33 +61,6 @@ constexpr uint64_t kMaxImage = 4 << 20;
 constexpr size_t kMaxWrite = 16 << 10;
 constexpr size_t kMaxNames = 64;
 constexpr size_t kMaxInodes = 64;
-
-// A memory device whose bytes outlive the filesystem mounted on it.
-class SharedDevice final : public ext4::io::BlockDevice {
- public:
-  explicit SharedDevice(std::vector<uint8_t>& bytes) : bytes_(bytes) {}
-  absl::Status ReadAt(uint64_t offset, std::span<uint8_t> out) override {
-    if (offset > bytes_.size() || out.size() > bytes_.size() - offset) {
-      return ext4::ErrnoError(EIO, "read past the end");
-    }
-    if (!out.empty()) std::memcpy(out.data(), &bytes_[offset], out.size());
-    return absl::OkStatus();
-  }
-  absl::Status WriteAt(uint64_t offset,
-                       std::span<const uint8_t> data) override {
-    if (offset > bytes_.size() || data.size() > bytes_.size() - offset) {
-      return ext4::ErrnoError(EIO, "write past the end");
-    }
-    if (!data.empty()) std::memcpy(&bytes_[offset], data.data(), data.size());
-    return absl::OkStatus();
-  }
-  absl::Status Flush() override { return absl::OkStatus(); }
-  uint64_t Size() const override { return bytes_.size(); }
-  bool read_only() const override { return false; }
-
- private:
-  std::vector<uint8_t>& bytes_;
-};
 
 // The image the input holds, zero-padded to the filesystem's size.
 std::vector<uint8_t> ImageOf(Bytes bytes) {
@@ -149,8 +123,8 @@ class Session {
     options.block_cache_limit = 64;
     options.commit_interval_seconds = 0;
     options.errors = errors_;
-    auto fs =
-        ext4::Filesystem::Open(std::make_unique<SharedDevice>(image_), options);
+    auto fs = ext4::Filesystem::Open(
+        std::make_unique<ext4::fuzz::SharedDevice>(image_), options);
     if (!fs.ok()) {
       // A clean image may still be one the engine declines (an external
       // journal, an unknown feature), but never as corrupt.
@@ -464,7 +438,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   bool clean = false;
   {
-    SharedDevice device(image);
+    ext4::fuzz::SharedDevice device(image);
     auto before = ext4::check::CheckFilesystem(device);
     clean = before.ok() && before->problems.empty();
   }
@@ -482,7 +456,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (session.fs() == nullptr) return 0;
     session.Unmount();
   }
-  SharedDevice device(image);
+  ext4::fuzz::SharedDevice device(image);
   auto after = ext4::check::CheckFilesystem(device);
   if (clean && !(after.ok() && after->problems.empty())) {
     std::fprintf(stderr, "a clean image is no longer clean:\n");
