@@ -134,6 +134,10 @@ absl::StatusOr<size_t> Filesystem::Write(InodeNumber, uint64_t,
                                          const Credentials&) {
   return ReadOnly();
 }
+absl::StatusOr<size_t> Filesystem::WriteBack(InodeNumber, uint64_t,
+                                             std::span<const uint8_t>) {
+  return ReadOnly();
+}
 absl::Status Filesystem::Allocate(InodeNumber, int, uint64_t, uint64_t) {
   return ReadOnly();
 }
@@ -149,6 +153,7 @@ absl::Status Filesystem::RemoveXattr(InodeNumber, std::string_view) {
 }
 absl::Status Filesystem::Sync(InodeNumber, bool) { return absl::OkStatus(); }
 absl::Status Filesystem::SyncAll() { return absl::OkStatus(); }
+absl::Status Filesystem::ForgetAll() { return absl::OkStatus(); }
 absl::Status Filesystem::OpenFile(InodeNumber) { return absl::OkStatus(); }
 absl::Status Filesystem::Release(InodeNumber) { return absl::OkStatus(); }
 

@@ -209,6 +209,14 @@ class Filesystem {
   virtual absl::StatusOr<size_t> Write(InodeNumber ino, uint64_t offset,
                                        std::span<const uint8_t> data,
                                        const Credentials& who);
+  // Writes data a page cache wrote back (FUSE's writeback cache). Its owner
+  // keeps the file's times and sends them with SetAttr (the kernel does,
+  // ordered after the data only per request, not across the server's
+  // threads), and it cleared setuid and setgid at write(2) time: neither
+  // changes here, or the times stored would be a later moment than the
+  // ones the writer saw.
+  virtual absl::StatusOr<size_t> WriteBack(InodeNumber ino, uint64_t offset,
+                                           std::span<const uint8_t> data);
   virtual absl::Status Allocate(InodeNumber ino, int mode, uint64_t offset,
                                 uint64_t length);
   // SEEK_DATA / SEEK_HOLE (ENXIO past the end), as lseek(2).
@@ -237,8 +245,14 @@ class Filesystem {
   // Lifetime pins: the adapter pins on every reply that hands out a node id
   // and unpins on forget. Pin checks that the inode loads; the engine keeps
   // in-core inodes within its cache limit whatever the kernel remembers.
+  // An unlinked inode stays allocated (on the orphan list) while pinned, so
+  // its number is never handed out again while the kernel may still send
+  // requests for it; the last unpin (or release) frees it.
   virtual absl::Status Pin(InodeNumber ino, uint64_t count = 1) = 0;
   virtual void Unpin(InodeNumber ino, uint64_t count) = 0;
+  // The kernel is gone (FUSE's destroy): every pin and open count is
+  // dropped, and the unlinked inodes they kept are freed.
+  virtual absl::Status ForgetAll();
 
   // Number of inodes currently in core (for tests and the benchmark).
   virtual size_t InodesInCore() const = 0;

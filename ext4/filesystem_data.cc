@@ -86,12 +86,17 @@ absl::StatusOr<size_t> FilesystemImpl::WriteLocked(
   }
   uint64_t position = offset;
   std::vector<uint8_t> scratch;
+  // Blocks below this were mapped by this call's MapForWrite but hold
+  // whatever their last owner left: an indirect map allocates every block
+  // asked for, while only the first physically contiguous run comes back.
+  uint64_t fresh_end = 0;
   while (position < end) {
     const uint64_t logical = position / bs;
     const uint32_t within = static_cast<uint32_t>(position % bs);
     const uint64_t blocks_left = (end - logical * bs + bs - 1) / bs;
     E4_ASSIGN_OR_RETURN(BlockMapping mapping, tree->Map(tx, logical));
-    if (mapping.physical != 0 && !mapping.unwritten) {
+    const bool allocated_here = logical < fresh_end;
+    if (mapping.physical != 0 && !mapping.unwritten && !allocated_here) {
       // Written blocks take the bytes in place.
       uint64_t run =
           std::min<uint64_t>(mapping.length * bs - within, end - position);
@@ -104,12 +109,19 @@ absl::StatusOr<size_t> FilesystemImpl::WriteLocked(
     // A hole or unwritten run: map it written and write whole blocks, zeros
     // around the new bytes (nothing else may show through).
     const bool was_unwritten = mapping.unwritten;
-    uint64_t want = std::min<uint64_t>(blocks_left, mapping.length);
-    want = std::min<uint64_t>(want, 8192);
-    E4_ASSIGN_OR_RETURN(
-        BlockMapping fresh,
-        tree->MapForWrite(tx, logical, want, GoalFor(node), was_unwritten));
-    uint64_t count = std::min<uint64_t>(fresh.length, want);
+    BlockMapping fresh = mapping;
+    uint64_t count = 0;
+    if (allocated_here && mapping.physical != 0 && !mapping.unwritten) {
+      count = std::min<uint64_t>(mapping.length, fresh_end - logical);
+    } else {
+      uint64_t want = std::min<uint64_t>(blocks_left, mapping.length);
+      want = std::min<uint64_t>(want, 8192);
+      E4_ASSIGN_OR_RETURN(
+          fresh,
+          tree->MapForWrite(tx, logical, want, GoalFor(node), was_unwritten));
+      count = std::min<uint64_t>(fresh.length, want);
+      fresh_end = logical + want;
+    }
     uint64_t run = std::min<uint64_t>(count * bs - within, end - position);
     uint64_t covered_blocks = (within + run + bs - 1) / bs;
     // Whole blocks go to the device straight from the caller's bytes; only
@@ -151,6 +163,18 @@ absl::StatusOr<size_t> FilesystemImpl::WriteLocked(
 absl::StatusOr<size_t> FilesystemImpl::Write(InodeNumber ino, uint64_t offset,
                                              std::span<const uint8_t> data,
                                              const Credentials& who) {
+  return WriteFile(ino, offset, data, &who);
+}
+
+absl::StatusOr<size_t> FilesystemImpl::WriteBack(
+    InodeNumber ino, uint64_t offset, std::span<const uint8_t> data) {
+  return WriteFile(ino, offset, data, nullptr);
+}
+
+absl::StatusOr<size_t> FilesystemImpl::WriteFile(InodeNumber ino,
+                                                 uint64_t offset,
+                                                 std::span<const uint8_t> data,
+                                                 const Credentials* who) {
   absl::MutexLock lock(&mu_);
   WriteScope scope(*this);
   if (CannotWrite()) return ErrnoError(EROFS, "read-only filesystem");
@@ -161,14 +185,16 @@ absl::StatusOr<size_t> FilesystemImpl::Write(InodeNumber ino, uint64_t offset,
   Transaction tx(blocks_);
   E4_ASSIGN_OR_RETURN(size_t written, WriteLocked(tx, *node, offset, data));
   format::Inode& inode = node->inode;
-  // Writing kills setuid, and setgid where it means "set group on exec".
-  if (who.uid != 0) {
-    if (inode.mode & S_ISUID) inode.mode &= ~S_ISUID;
-    if ((inode.mode & S_ISGID) && (inode.mode & S_IXGRP)) {
-      inode.mode &= ~S_ISGID;
+  if (who != nullptr) {
+    // Writing kills setuid, and setgid where it means "set group on exec".
+    if (who->uid != 0) {
+      if (inode.mode & S_ISUID) inode.mode &= ~S_ISUID;
+      if ((inode.mode & S_ISGID) && (inode.mode & S_IXGRP)) {
+        inode.mode &= ~S_ISGID;
+      }
     }
+    inode.mtime = inode.ctime = ToInodeTime(Now());
   }
-  inode.mtime = inode.ctime = ToInodeTime(Now());
   E4_RETURN_IF_ERROR(WriteInode(tx, *node));
   E4_RETURN_IF_ERROR(Finish(tx));
   return written;

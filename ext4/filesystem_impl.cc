@@ -461,20 +461,18 @@ absl::StatusOr<FsStats> FilesystemImpl::StatFs() {
 }
 
 absl::Status FilesystemImpl::Pin(InodeNumber ino, uint64_t count) {
-  (void)count;
   // The inode must load; it then stays in core only as the cache's limit
   // allows. Keeping every inode the kernel knows in core would grow the
-  // server by a kilobyte per file while a million-file tree is walked, and
-  // nothing depends on it: an in-core inode holds nothing that is not on
-  // its way to the image, and unlinked inodes are kept by open counts.
+  // server by a kilobyte per file while a million-file tree is walked; a
+  // lookup count (lookups_) is all that unlinking needs to know.
   // Shared, like every reader: a write operation in progress must neither
   // see this inode join its undo list nor have it loaded under its feet.
   absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
+  absl::MutexLock counts(&lookups_mu_);
+  lookups_[ino] += count;
   return absl::OkStatus();
 }
-
-void FilesystemImpl::Unpin(InodeNumber, uint64_t) {}
 
 void FilesystemImpl::DropCaches() {
   inodes_.Clear();

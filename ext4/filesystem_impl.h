@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "cache/ref_cache.h"
@@ -108,6 +109,8 @@ class FilesystemImpl final : public Filesystem {
   absl::StatusOr<size_t> Write(InodeNumber ino, uint64_t offset,
                                std::span<const uint8_t> data,
                                const Credentials& who) override;
+  absl::StatusOr<size_t> WriteBack(InodeNumber ino, uint64_t offset,
+                                   std::span<const uint8_t> data) override;
   absl::Status Allocate(InodeNumber ino, int mode, uint64_t offset,
                         uint64_t length) override;
   absl::StatusOr<uint64_t> Seek(InodeNumber ino, uint64_t offset,
@@ -123,6 +126,7 @@ class FilesystemImpl final : public Filesystem {
   void NoteError(const absl::Status& status, InodeNumber ino) override;
   absl::Status Pin(InodeNumber ino, uint64_t count) override;
   void Unpin(InodeNumber ino, uint64_t count) override;
+  absl::Status ForgetAll() override;
   size_t InodesInCore() const override { return inodes_.size(); }
   uint64_t MetadataBlockReads() const override {
     return blocks_.device_reads();
@@ -234,6 +238,12 @@ class FilesystemImpl final : public Filesystem {
   absl::Status DropLink(Transaction& tx, InCoreInode& node)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FreeInode(Transaction& tx, InCoreInode& node);
+  // Whether an open file or a kernel reference still uses the inode.
+  bool Referenced(InodeNumber ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees an inode of kept_orphans_ whose last user went (a write
+  // operation of its own).
+  absl::Status FreeKeptOrphan(InodeNumber ino)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status AddOrphan(Transaction& tx, InCoreInode& node);
   absl::Status RemoveOrphan(Transaction& tx, InCoreInode& node);
   absl::Status Truncate(Transaction& tx, InCoreInode& node, uint64_t size);
@@ -243,6 +253,11 @@ class FilesystemImpl final : public Filesystem {
   // numbers or inline data).
   bool HasBlockMap(const InCoreInode& node) const;
   absl::Status ConvertInlineData(Transaction& tx, InCoreInode& node);
+  // Write and WriteBack: `who` is null for a write-back (no time or mode
+  // change).
+  absl::StatusOr<size_t> WriteFile(InodeNumber ino, uint64_t offset,
+                                   std::span<const uint8_t> data,
+                                   const Credentials* who);
   absl::StatusOr<size_t> WriteLocked(Transaction& tx, InCoreInode& node,
                                      uint64_t offset,
                                      std::span<const uint8_t> data);
@@ -306,6 +321,13 @@ class FilesystemImpl final : public Filesystem {
   bool stop_commits_ ABSL_GUARDED_BY(timer_mu_) = false;
   // Open counts: an unlinked inode lives on until its last release.
   absl::flat_hash_map<InodeNumber, uint64_t> open_counts_ ABSL_GUARDED_BY(mu_);
+  // The kernel's lookup counts (Pin/Unpin). Taken after mu_ when both are.
+  absl::Mutex lookups_mu_;
+  absl::flat_hash_map<InodeNumber, uint64_t> lookups_
+      ABSL_GUARDED_BY(lookups_mu_);
+  // Unlinked inodes kept on the orphan list because they were open or known
+  // to the kernel when their last link went.
+  absl::flat_hash_set<InodeNumber> kept_orphans_ ABSL_GUARDED_BY(mu_);
   absl::Mutex overhead_mu_;
   std::optional<uint64_t> overhead_ ABSL_GUARDED_BY(overhead_mu_);
   // The running write operation's bookkeeping (see WriteScope).

@@ -417,11 +417,30 @@ absl::Status FilesystemImpl::DropLink(Transaction& tx, InCoreInode& node) {
   if (node.inode.links_count > 0) node.inode.links_count--;
   node.inode.ctime = ToInodeTime(Now());
   if (node.inode.links_count > 0) return WriteInode(tx, node);
-  auto open = open_counts_.find(node.ino);
-  if (open != open_counts_.end() && open->second > 0) {
+  if (Referenced(node.ino)) {
+    kept_orphans_.insert(node.ino);
     return AddOrphan(tx, node);
   }
   return FreeInode(tx, node);
+}
+
+bool FilesystemImpl::Referenced(InodeNumber ino) {
+  auto open = open_counts_.find(ino);
+  if (open != open_counts_.end() && open->second > 0) return true;
+  absl::MutexLock lock(&lookups_mu_);
+  return lookups_.contains(ino);
+}
+
+absl::Status FilesystemImpl::FreeKeptOrphan(InodeNumber ino) {
+  WriteScope scope(*this);
+  kept_orphans_.erase(ino);
+  E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
+  if (node->inode.links_count != 0) return absl::OkStatus();  // linked again
+  // The last user of an unlinked inode went: off the orphan list, and gone.
+  Transaction tx(blocks_);
+  E4_RETURN_IF_ERROR(RemoveOrphan(tx, *node));
+  E4_RETURN_IF_ERROR(FreeInode(tx, *node));
+  return Finish(tx);
 }
 
 absl::StatusOr<Attributes> FilesystemImpl::MakeNode(
@@ -550,6 +569,7 @@ absl::StatusOr<Attributes> FilesystemImpl::CreateUnnamed(
   E4_ASSIGN_OR_RETURN(InodeHandle child,
                       NewInode(tx, *parent, S_IFREG | (mode & 07777), who));
   child->inode.links_count = 0;
+  kept_orphans_.insert(child->ino);
   E4_RETURN_IF_ERROR(AddOrphan(tx, *child));
   E4_RETURN_IF_ERROR(Finish(tx));
   return AttributesOf(*child);
@@ -574,6 +594,7 @@ absl::StatusOr<Attributes> FilesystemImpl::Link(InodeNumber ino,
   if (ErrnoOf(existing.status()) != ENOENT) return existing.status();
   Transaction tx(blocks_);
   if (node->inode.links_count == 0) {
+    kept_orphans_.erase(ino);
     E4_RETURN_IF_ERROR(RemoveOrphan(tx, *node));
   }
   node->inode.links_count++;
@@ -766,7 +787,9 @@ absl::Status FilesystemImpl::Rename(InodeNumber old_dir,
         return SetParent(tx, ctx, d, new_dir);
       }));
       if (from_dir->inode.links_count > 2) from_dir->inode.links_count--;
-      if (!target_is_dir && to_dir->inode.links_count != 1) {
+      // The new parent gains the source's "..", also when the source
+      // replaced a directory (whose ".." it lost above).
+      if (to_dir->inode.links_count != 1) {
         to_dir->inode.links_count = to_dir->inode.links_count + 1u >= kLinkMax
                                         ? 1
                                         : to_dir->inode.links_count + 1;
@@ -794,19 +817,40 @@ absl::Status FilesystemImpl::Release(InodeNumber ino) {
   if (it == open_counts_.end()) return absl::OkStatus();
   if (--it->second > 0) return absl::OkStatus();
   open_counts_.erase(it);
-  if (read_only_) return absl::OkStatus();
-  {
-    // Most releases change nothing: no undo scope for them.
-    E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
-    if (node->inode.links_count != 0) return absl::OkStatus();
+  if (read_only_ || !kept_orphans_.contains(ino) || Referenced(ino)) {
+    return absl::OkStatus();
   }
-  WriteScope scope(*this);
-  E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
-  // The last close of an unlinked file: off the orphan list, and gone.
-  Transaction tx(blocks_);
-  E4_RETURN_IF_ERROR(RemoveOrphan(tx, *node));
-  E4_RETURN_IF_ERROR(FreeInode(tx, *node));
-  return Finish(tx);
+  return FreeKeptOrphan(ino);
+}
+
+void FilesystemImpl::Unpin(InodeNumber ino, uint64_t count) {
+  {
+    absl::MutexLock lock(&lookups_mu_);
+    auto it = lookups_.find(ino);
+    if (it == lookups_.end()) return;
+    if (it->second > count) {
+      it->second -= count;
+      return;
+    }
+    lookups_.erase(it);
+  }
+  absl::MutexLock lock(&mu_);
+  if (read_only_ || !kept_orphans_.contains(ino) || Referenced(ino)) return;
+  if (absl::Status s = FreeKeptOrphan(ino); !s.ok()) (void)Report(s, ino);
+}
+
+absl::Status FilesystemImpl::ForgetAll() {
+  {
+    absl::MutexLock lock(&lookups_mu_);
+    lookups_.clear();
+  }
+  absl::MutexLock lock(&mu_);
+  open_counts_.clear();
+  if (read_only_) return absl::OkStatus();
+  const std::vector<InodeNumber> kept(kept_orphans_.begin(),
+                                      kept_orphans_.end());
+  for (InodeNumber ino : kept) E4_RETURN_IF_ERROR(FreeKeptOrphan(ino));
+  return absl::OkStatus();
 }
 
 absl::Status FilesystemImpl::Sync(InodeNumber, bool) {

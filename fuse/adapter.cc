@@ -239,6 +239,12 @@ void Init(void* userdata, fuse_conn_info* conn) {
 // everything still in the engine's caches goes to the image.
 void Destroy(void* userdata) {
   Adapter& self = *static_cast<Adapter*>(userdata);
+  // The kernel sends no forgets at unmount: unlinked files it still knew
+  // are freed now.
+  if (absl::Status s = self.fs().ForgetAll(); !s.ok()) {
+    self.Log(0, "unmount",
+             absl::StrCat("cannot free unlinked files: ", s.message()));
+  }
   if (absl::Status s = self.fs().SyncAll(); !s.ok()) {
     self.Log(0, "unmount",
              absl::StrCat("cannot write everything back: ", s.message()));
@@ -848,11 +854,13 @@ void WriteData(Adapter& self, fuse_req_t req, InodeNumber ino,
   }
   // Pages the kernel writes back from its cache carry no caller (the header
   // holds 0 or -1); the kernel has cleared set-user-ID and set-group-ID at
-  // write(2) time already.
-  const ext4::Credentials who =
-      fi != nullptr && fi->writepage ? ext4::Credentials{} : Caller(self, req);
+  // write(2) time already and keeps the times itself (it sends them with a
+  // SETATTR that may overtake this request on another thread).
   absl::StatusOr<size_t> n =
-      self.fs().Write(ino, static_cast<uint64_t>(off), data, who);
+      fi != nullptr && fi->writepage
+          ? self.fs().WriteBack(ino, static_cast<uint64_t>(off), data)
+          : self.fs().Write(ino, static_cast<uint64_t>(off), data,
+                            Caller(self, req));
   if (!n.ok()) {
     self.ReplyError(req, n.status(), ino, "write");
     return;
