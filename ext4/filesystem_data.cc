@@ -80,10 +80,14 @@ absl::StatusOr<size_t> FilesystemImpl::WriteLocked(
   }
   const uint32_t bs = sb_.block_size();
   std::unique_ptr<FileBlocks> tree = BlocksOf(node);
-  const uint64_t end = offset + data.size();
-  if (end < offset || end > tree->max_logical() * bs) {
-    return ErrnoError(EFBIG, "file too large");
+  // A write that reaches past the largest size is cut short there, as the
+  // kernel does; one that starts there fails.
+  const uint64_t limit = MaxFileBytes(node, *tree);
+  if (offset >= limit) return ErrnoError(EFBIG, "file too large");
+  if (data.size() > limit - offset) {
+    data = data.first(static_cast<size_t>(limit - offset));
   }
+  const uint64_t end = offset + data.size();
   uint64_t position = offset;
   std::vector<uint8_t> scratch;
   // Blocks below this were mapped by this call's MapForWrite but hold
@@ -200,6 +204,37 @@ absl::StatusOr<size_t> FilesystemImpl::WriteFile(InodeNumber ino,
   return written;
 }
 
+uint64_t FilesystemImpl::MaxFileBytes(const InCoreInode& node,
+                                      const FileBlocks& blocks) const {
+  const uint32_t bits = sb_.block_size_bits();
+  uint64_t max_blocks = blocks.max_logical();
+  if (!sb_.has_ro_compat(format::kRoCompatHugeFile)) {
+    // Without huge_file, i_blocks counts 512-byte sectors in 32 bits: the
+    // data and the blocks mapping it must fit, as the kernel computes it.
+    uint64_t room = (uint64_t{1} << 32) - 1;
+    room >>= bits - 9;
+    if (node.inode.flags & format::kInodeFlagExtents) {
+      max_blocks = std::min(max_blocks, room);
+    } else {
+      const uint64_t per_block = uint64_t{1} << (bits - 2);
+      const uint64_t direct = 12;
+      uint64_t rest = room - direct - per_block;
+      uint64_t meta = 1;
+      if (rest < per_block * per_block) {
+        meta += 1 + (rest + per_block - 1) / per_block;
+      } else {
+        meta += 1 + per_block;
+        rest -= per_block * per_block;
+        meta += 1 + (rest + per_block - 1) / per_block +
+                (rest + per_block * per_block - 1) / (per_block * per_block);
+      }
+      if (max_blocks + meta > room)
+        max_blocks = std::min(max_blocks, room - meta);
+    }
+  }
+  return max_blocks << bits;
+}
+
 absl::Status FilesystemImpl::Truncate(Transaction& tx, InCoreInode& node,
                                       uint64_t size) {
   if (node.inode.flags & format::kInodeFlagInlineData) {
@@ -207,7 +242,7 @@ absl::Status FilesystemImpl::Truncate(Transaction& tx, InCoreInode& node,
   }
   const uint32_t bs = sb_.block_size();
   std::unique_ptr<FileBlocks> tree = BlocksOf(node);
-  if (size > tree->max_logical() * bs) {
+  if (size > MaxFileBytes(node, *tree)) {
     return ErrnoError(EFBIG, "file too large");
   }
   // The bytes past the end inside the last block must read as zeros when the
@@ -244,8 +279,9 @@ absl::StatusOr<Attributes> FilesystemImpl::SetAttr(
     if (!S_ISREG(inode.mode)) return ErrnoError(EINVAL, "not a regular file");
     if (*request.size != inode.size) {
       E4_RETURN_IF_ERROR(Truncate(tx, *node, *request.size));
-      inode.mtime = ToInodeTime(now);
     }
+    // Also to the same size: truncate(2) always changes mtime and ctime.
+    inode.mtime = ToInodeTime(now);
     changed = true;
   }
   if (request.mode) {
@@ -257,6 +293,9 @@ absl::StatusOr<Attributes> FilesystemImpl::SetAttr(
       if (!member) mode &= ~S_ISGID;
     }
     inode.mode = static_cast<uint16_t>((inode.mode & S_IFMT) | mode);
+    if (!S_ISLNK(inode.mode)) {
+      E4_RETURN_IF_ERROR(ChmodAccessAcl(tx, *node));
+    }
     changed = true;
   }
   if (request.uid || request.gid) {
@@ -307,7 +346,10 @@ absl::Status FilesystemImpl::Allocate(InodeNumber ino, int mode,
   if (node->inode.flags & format::kInodeFlagInlineData) {
     E4_RETURN_IF_ERROR(ConvertInlineData(tx, *node));
   }
-  if (!(node->inode.flags & format::kInodeFlagExtents)) {
+  // Block-mapped files cannot hold unwritten blocks: punching holes is all
+  // they can do (as with the kernel).
+  if (!(node->inode.flags & format::kInodeFlagExtents) &&
+      mode != (kFallocPunchHole | kFallocKeepSize)) {
     return ErrnoError(EOPNOTSUPP, "fallocate needs an extent-mapped file");
   }
   std::unique_ptr<FileBlocks> tree = BlocksOf(*node);
@@ -422,9 +464,13 @@ absl::Status FilesystemImpl::SetXattr(InodeNumber ino, std::string_view name,
   // As the kernel does on the first xattr: without ext_attr, e2fsck would
   // take any xattr block for garbage.
   sb_.feature_compat |= format::kCompatExtAttr;
-  E4_RETURN_IF_ERROR(ext4::SetXattr(tx, ctx, node->inode, node->raw,
-                                    *allocator_, GoalFor(*node), name, value,
-                                    flags));
+  if (name == "system.posix_acl_access") {
+    E4_RETURN_IF_ERROR(SetAccessAcl(tx, *node, value, flags));
+  } else {
+    E4_RETURN_IF_ERROR(ext4::SetXattr(tx, ctx, node->inode, node->raw,
+                                      *allocator_, GoalFor(*node), name, value,
+                                      flags));
+  }
   node->inode.ctime = ToInodeTime(Now());
   E4_RETURN_IF_ERROR(WriteInode(tx, *node));
   return Finish(tx);

@@ -220,6 +220,15 @@ class FilesystemImpl final : public Filesystem {
   // ACL inheritance (filesystem_acl.cc): a directory's default ACL in the
   // VFS form ("" when it has none), and what a new inode gets from it.
   absl::StatusOr<std::string> DefaultAcl(const InCoreInode& dir);
+  // Sets system.posix_acl_access (VFS form) as the kernel's
+  // posix_acl_update_mode does: the mode's permission bits follow the ACL
+  // (group bits from the mask), and an ACL the mode says all of is not
+  // stored (any stored one goes).
+  absl::Status SetAccessAcl(Transaction& tx, InCoreInode& node,
+                            std::string_view acl, int flags);
+  // chmod with an access ACL (posix_acl_chmod): its owner, mask (or owning
+  // group) and other entries take the new permission bits.
+  absl::Status ChmodAccessAcl(Transaction& tx, InCoreInode& node);
   absl::Status InheritAcls(Transaction& tx, const std::string& default_acl,
                            InCoreInode& node);
   // Adds an entry for `child` to `dir` (growing or indexing it as needed).
@@ -247,6 +256,9 @@ class FilesystemImpl final : public Filesystem {
   absl::Status AddOrphan(Transaction& tx, InCoreInode& node);
   absl::Status RemoveOrphan(Transaction& tx, InCoreInode& node);
   absl::Status Truncate(Transaction& tx, InCoreInode& node, uint64_t size);
+  // The largest size `node`, mapped by `blocks`, may have (EFBIG past it).
+  uint64_t MaxFileBytes(const InCoreInode& node,
+                        const FileBlocks& blocks) const;
   // The block map to change a file's blocks through (extents or indirect).
   std::unique_ptr<FileBlocks> BlocksOf(InCoreInode& node);
   // Whether i_block holds a block map (not a fast symlink's target, device

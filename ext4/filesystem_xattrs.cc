@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ext4/filesystem_impl.h"
+#include "ext4/xattr_writer.h"
 
 namespace ext4 {
 namespace {
@@ -89,6 +90,8 @@ absl::StatusOr<std::vector<std::string>> FilesystemImpl::ListXattrs(
 
 absl::StatusOr<std::string> FilesystemImpl::GetXattr(InodeNumber ino,
                                                      std::string_view name) {
+  // A name no handler takes is EOPNOTSUPP, as for set and remove.
+  E4_RETURN_IF_ERROR(CheckXattrName(name));
   absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
   auto entries = CollectXattrs(*handle);

@@ -551,4 +551,10 @@ absl::Status RemoveXattrIndexed(Transaction& tx, const XattrWriteContext& ctx,
   return RemoveEntry(tx, ctx, inode, raw_inode, allocator, name_index, suffix);
 }
 
+absl::Status CheckXattrName(std::string_view name) {
+  uint8_t index = 0;
+  std::string_view suffix;
+  return ResolveName(name, &index, &suffix);
+}
+
 }  // namespace ext4

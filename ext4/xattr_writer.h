@@ -103,6 +103,10 @@ absl::Status RemoveXattrIndexed(Transaction& tx, const XattrWriteContext& ctx,
                                 BlockAllocator& allocator, uint8_t name_index,
                                 std::string_view suffix);
 
+// Whether some handler takes `name` (user., trusted., security., the ACL
+// names...): EOPNOTSUPP for an unknown prefix, EINVAL for a bare prefix.
+absl::Status CheckXattrName(std::string_view name);
+
 }  // namespace ext4
 
 #endif  // E4FS_EXT4_XATTR_WRITER_H_
