@@ -205,7 +205,12 @@ void Init(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_SPLICE_MOVE);
   // open(O_TRUNC) arrives as one request; Open truncates.
   want(FUSE_CAP_ATOMIC_O_TRUNC);
-  if (self.options().posix_acl) want(FUSE_CAP_POSIX_ACL);
+  if (self.options().posix_acl) {
+    want(FUSE_CAP_POSIX_ACL);
+    // The mode of a new inode reaches the engine unmasked, with the umask
+    // beside it: a default ACL of the directory, not the umask, decides.
+    want(FUSE_CAP_DONT_MASK);
+  }
   // The kernel clears set-user-ID and set-group-ID itself, with a setattr
   // that carries the new mode, on write, truncate and chown; the engine then
   // applies modes as it is told. (Writes the kernel writes back from its
@@ -256,6 +261,7 @@ void Destroy(void* userdata) {
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Adapter& self = Self(req);
+  absl::ReaderMutexLock order(&self.reply_order());
   const InodeNumber dir = Adapter::ToInode(parent);
   absl::StatusOr<InodeNumber> ino = self.fs().Lookup(dir, name);
   if (!ino.ok()) {
@@ -293,6 +299,7 @@ void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 
 void GetAttr(fuse_req_t req, fuse_ino_t node, fuse_file_info*) {
   Adapter& self = Self(req);
+  absl::ReaderMutexLock order(&self.reply_order());
   const InodeNumber ino = Adapter::ToInode(node);
   absl::StatusOr<ext4::Attributes> attr = self.fs().GetAttr(ino);
   if (!attr.ok()) {
@@ -439,6 +446,7 @@ void OpenDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 void ReadDirCommon(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
                    bool plus) {
   Adapter& self = Self(req);
+  absl::ReaderMutexLock order(&self.reply_order());
   const InodeNumber dir = Adapter::ToInode(node);
   const char* const op = plus ? "readdirplus" : "readdir";
   auto buf = std::make_unique_for_overwrite<char[]>(size);
@@ -657,6 +665,7 @@ void ReplyCreated(Adapter& self, fuse_req_t req,
 void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
             fuse_file_info* fi) {
   Adapter& self = Self(req);
+  absl::WriterMutexLock order(&self.reply_order());
   const InodeNumber dir = Adapter::ToInode(parent);
   ReplyCreated(
       self, req,
@@ -669,6 +678,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 void TmpFile(fuse_req_t req, fuse_ino_t parent, mode_t mode,
              fuse_file_info* fi) {
   Adapter& self = Self(req);
+  absl::WriterMutexLock order(&self.reply_order());
   const InodeNumber dir = Adapter::ToInode(parent);
   ReplyCreated(
       self, req,
@@ -680,6 +690,7 @@ void TmpFile(fuse_req_t req, fuse_ino_t parent, mode_t mode,
 void MakeNode(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               dev_t rdev) {
   Adapter& self = Self(req);
+  absl::WriterMutexLock order(&self.reply_order());
   const InodeNumber dir = Adapter::ToInode(parent);
   ReplyNewEntry(self, req,
                 self.fs().MakeNode(dir, name, mode & (S_IFMT | 07777),
@@ -690,6 +701,7 @@ void MakeNode(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 void MakeDirectory(fuse_req_t req, fuse_ino_t parent, const char* name,
                    mode_t mode) {
   Adapter& self = Self(req);
+  absl::WriterMutexLock order(&self.reply_order());
   const InodeNumber dir = Adapter::ToInode(parent);
   ReplyNewEntry(self, req,
                 self.fs().MakeDirectory(dir, name, S_IFDIR | (mode & 07777),
@@ -700,6 +712,7 @@ void MakeDirectory(fuse_req_t req, fuse_ino_t parent, const char* name,
 void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent,
              const char* name) {
   Adapter& self = Self(req);
+  absl::WriterMutexLock order(&self.reply_order());
   const InodeNumber dir = Adapter::ToInode(parent);
   ReplyNewEntry(self, req,
                 self.fs().MakeSymlink(dir, name, target, Caller(self, req)),
@@ -709,6 +722,7 @@ void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent,
 void Link(fuse_req_t req, fuse_ino_t node, fuse_ino_t new_parent,
           const char* new_name) {
   Adapter& self = Self(req);
+  absl::WriterMutexLock order(&self.reply_order());
   const InodeNumber ino = Adapter::ToInode(node);
   ReplyNewEntry(self, req,
                 self.fs().Link(ino, Adapter::ToInode(new_parent), new_name),
@@ -717,6 +731,7 @@ void Link(fuse_req_t req, fuse_ino_t node, fuse_ino_t new_parent,
 
 void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Adapter& self = Self(req);
+  absl::WriterMutexLock order(&self.reply_order());
   const InodeNumber dir = Adapter::ToInode(parent);
   if (absl::Status s = self.fs().Unlink(dir, name); !s.ok()) {
     self.ReplyError(req, s, dir, "unlink");
@@ -727,6 +742,7 @@ void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void RemoveDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Adapter& self = Self(req);
+  absl::WriterMutexLock order(&self.reply_order());
   const InodeNumber dir = Adapter::ToInode(parent);
   if (absl::Status s = self.fs().RemoveDirectory(dir, name); !s.ok()) {
     self.ReplyError(req, s, dir, "rmdir");
@@ -738,6 +754,7 @@ void RemoveDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {
 void Rename(fuse_req_t req, fuse_ino_t parent, const char* name,
             fuse_ino_t new_parent, const char* new_name, unsigned int flags) {
   Adapter& self = Self(req);
+  absl::WriterMutexLock order(&self.reply_order());
   const InodeNumber dir = Adapter::ToInode(parent);
   constexpr unsigned kKnown = ext4::kRenameNoReplace | ext4::kRenameExchange;
   // RENAME_WHITEOUT (overlayfs) and anything newer are not supported;
@@ -856,16 +873,24 @@ void WriteData(Adapter& self, fuse_req_t req, InodeNumber ino,
   // holds 0 or -1); the kernel has cleared set-user-ID and set-group-ID at
   // write(2) time already and keeps the times itself (it sends them with a
   // SETATTR that may overtake this request on another thread).
+  const bool write_back = fi != nullptr && fi->writepage;
   absl::StatusOr<size_t> n =
-      fi != nullptr && fi->writepage
-          ? self.fs().WriteBack(ino, static_cast<uint64_t>(off), data)
-          : self.fs().Write(ino, static_cast<uint64_t>(off), data,
-                            Caller(self, req));
+      write_back ? self.fs().WriteBack(ino, static_cast<uint64_t>(off), data)
+                 : self.fs().Write(ino, static_cast<uint64_t>(off), data,
+                                   Caller(self, req));
   if (!n.ok()) {
     self.ReplyError(req, n.status(), ino, "write");
     return;
   }
   fuse_reply_write(req, std::min(*n, data.size()));
+  // The kernel keeps size and times of a file it caches, but takes the
+  // block count (st_blocks) from the server, and only when it asks again:
+  // without this it shows the count of before the write until the
+  // attribute timeout (du, stat after fsync). Attributes only (offset -1).
+  if (write_back && self.session() != nullptr) {
+    (void)fuse_lowlevel_notify_inval_inode(self.session(), Adapter::ToNode(ino),
+                                           -1, 0);
+  }
 }
 
 void Write(fuse_req_t req, fuse_ino_t node, const char* buf, size_t size,

@@ -76,6 +76,9 @@ class Adapter {
   void set_log_to_syslog(bool on) { log_to_syslog_.store(on); }
 
   ext4::Filesystem& fs() { return fs_; }
+  // The session, for notifications to the kernel (none before it is set).
+  void set_session(fuse_session* se) { session_.store(se); }
+  fuse_session* session() const { return session_.load(); }
   const AdapterOptions& options() const { return options_; }
   bool read_only() const { return read_only_; }
 
@@ -97,6 +100,15 @@ class Adapter {
   void NoteRelease(ext4::InodeNumber ino, int flags);
   bool MayHaveUnwrittenData(ext4::InodeNumber ino);
 
+  // Orders the replies that carry attributes (lookup, getattr, readdirplus:
+  // shared) after the changes that make cached attributes of other inodes
+  // stale (create, link, unlink, rename...: exclusive), each held from the
+  // engine call through the reply. The kernel drops a directory's cached
+  // attributes when a change in it is answered, but takes a getattr answer
+  // computed before that change and arriving after it as current, and
+  // keeps it for the whole attribute timeout.
+  absl::Mutex& reply_order() { return reply_order_; }
+
   // Set when writing everything back at unmount failed.
   bool final_sync_failed() const { return final_sync_failed_.load(); }
   void set_final_sync_failed() { final_sync_failed_.store(true); }
@@ -106,8 +118,10 @@ class Adapter {
   const AdapterOptions options_;
   const bool read_only_;
   std::atomic<bool> log_to_syslog_{false};
+  std::atomic<fuse_session*> session_{nullptr};
   std::atomic<bool> writeback_{false};
   std::atomic<bool> final_sync_failed_{false};
+  absl::Mutex reply_order_;
   absl::Mutex writers_mu_;
   absl::flat_hash_map<ext4::InodeNumber, uint32_t> writers_
       ABSL_GUARDED_BY(writers_mu_);

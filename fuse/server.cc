@@ -69,6 +69,7 @@ class Session {
     se_ = fuse_session_new(&args, &Adapter::Operations(),
                            sizeof(fuse_lowlevel_ops), adapter);
     fuse_opt_free_args(&args);
+    if (se_ != nullptr) adapter->set_session(se_);
     return se_ != nullptr;
   }
 
