@@ -27,7 +27,7 @@ Rules:
     filesystem supports it; a hole and written zeros compare equal.
   * mtimes: --mtime-precision=ns (default) compares nanoseconds;
     --mtime-precision=s compares whole seconds (ext2/3/4 with 128-byte inodes
-    stores no nanoseconds). --mtime-32bit expects SRC seconds wrapped to a
+    stores no nanoseconds); --mtime-precision=none leaves them out. --mtime-32bit expects SRC seconds wrapped to a
     signed 32-bit value (128-byte inodes cannot store dates past 2038).
 
 Prints every difference and exits 1 if there is any, 0 if the trees match,
@@ -284,7 +284,7 @@ class Comparer:
         if ss.st_nlink != ms.st_nlink:
             self.diff(rel, "nlink: src %d, mnt %d" % (ss.st_nlink, ms.st_nlink))
         want, got = self.expected_mtime(ss), self.observed_mtime(ms)
-        if want != got:
+        if self.mtime_precision != "none" and want != got:
             self.diff(rel, "mtime: src %s, mnt %s (precision %s%s)"
                       % (_ts(want), _ts(got), self.mtime_precision, ", 32-bit" if self.mtime_32bit else ""))
         kind = stat.S_IFMT(ss.st_mode)
@@ -623,7 +623,8 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("src", nargs="?")
     ap.add_argument("mnt", nargs="?")
-    ap.add_argument("--mtime-precision", choices=("s", "ns"), default="ns")
+    ap.add_argument("--mtime-precision", choices=("s", "ns", "none"),
+                    default="ns")
     ap.add_argument("--mtime-32bit", action="store_true",
                     help="expect SRC mtimes wrapped to signed 32-bit seconds")
     ap.add_argument("--xattr-all", action="store_true",
