@@ -47,18 +47,7 @@ writeback_skips=(
   --skip "seek_data_hole_open_writer=writeback cache: refused while data may be unwritten (see ext4-nowriteback)"
 )
 
-work=$(make_workdir e4fs-posix) || exit 1
-cleanup() {
-  for m in "$work"/mnt "$work"/kmnt; do
-    if is_mounted "$m"; then fuse_unmount "$m" || umount -l "$m"; fi
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -p "$work/mnt" "$work/kmnt"
-kernel=0
-kernel_loop_ok "$work" && kernel=1
-[ "$kernel" = 1 ] || echo "SKIP: loop mounts unavailable; the suite is not checked against the kernel"
+mount_workdir e4fs-posix "checking the suite on the kernel"
 
 echo "binary under test: $E4FS"
 failed=0

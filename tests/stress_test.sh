@@ -40,18 +40,7 @@ configs=(
   "ext2|-t ext2"
 )
 
-work=$(make_workdir e4fs-stress) || exit 1
-cleanup() {
-  for m in "$work"/mnt "$work"/kmnt; do
-    if is_mounted "$m"; then fuse_unmount "$m" || umount -l "$m"; fi
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -p "$work/mnt" "$work/kmnt"
-kernel=0
-kernel_loop_ok "$work" && kernel=1
-[ "$kernel" = 1 ] || echo "SKIP: loop mounts unavailable; the kernel cross-check is skipped"
+mount_workdir e4fs-stress "the kernel cross-check"
 
 echo "binary under test: $E4FS; $procs processes, ${seconds}s per layout, seed $seed"
 failed=0

@@ -166,3 +166,25 @@ kernel_loop_ok() {
 image_sha() {
   python3 "$(runfile tests/compare_tree.py)" --digest "$1" | cut -d' ' -f1
 }
+
+# mount_workdir PREFIX WHAT: sets `work` to a fresh directory holding mnt/
+# (for e4fs) and kmnt/ (for the kernel), both unmounted and the directory
+# removed at exit, and `kernel` to 1 when the kernel can loop-mount images
+# here (else 0, saying that WHAT is skipped).
+mount_workdir() {
+  work=$(make_workdir "$1") || exit 1
+  # shellcheck disable=SC2064
+  trap "cleanup_mount_workdir '$work'" EXIT
+  mkdir -p "$work/mnt" "$work/kmnt"
+  kernel=0
+  kernel_loop_ok "$work" && kernel=1
+  [ "$kernel" = 1 ] || echo "SKIP: loop mounts unavailable: $2 is skipped"
+}
+
+cleanup_mount_workdir() {
+  local m
+  for m in "$1"/mnt "$1"/kmnt; do
+    if is_mounted "$m"; then fuse_unmount "$m" || umount -l "$m"; fi
+  done
+  rm -rf "$1"
+}
