@@ -834,6 +834,12 @@ void FilesystemImpl::Unpin(InodeNumber ino, uint64_t count) {
     }
     lookups_.erase(it);
   }
+  {
+    // Most forgotten inodes are linked: a shared look suffices for them (the
+    // kernel forgets thousands at once when it shrinks its cache).
+    absl::ReaderMutexLock shared(&mu_);
+    if (!kept_orphans_.contains(ino)) return;
+  }
   absl::MutexLock lock(&mu_);
   if (read_only_ || !kept_orphans_.contains(ino) || Referenced(ino)) return;
   if (absl::Status s = FreeKeptOrphan(ino); !s.ok()) (void)Report(s, ino);

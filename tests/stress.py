@@ -47,7 +47,7 @@ FALLOC_FL_ZERO_RANGE = 0x10
 
 # Private files stop growing past this, so a long run stays far from a
 # full filesystem.
-MAX_FILE = 8 * 1024 * 1024
+MAX_FILE = 2 * 1024 * 1024
 
 # What a race in the shared directory can legitimately answer.
 RACE_ERRNOS = {errno.ENOENT, errno.EPERM, errno.EEXIST, errno.ENOTEMPTY,
@@ -310,10 +310,37 @@ class SharedChaos:
         parts.append(self.rng.choice(["a", "b", "c", "d0", "d1", "d2", "e"]))
         return os.path.join(self.root, *parts)
 
+    def remove_tree(self, path):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(path)
+            return
+        try:
+            names = os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            try:
+                self.remove_tree(os.path.join(path, name))
+            except OSError as e:
+                if e.errno not in RACE_ERRNOS:
+                    raise
+        os.rmdir(path)
+
     def one(self):
         p = self.random_path()
         q = self.random_path()
-        op = self.rng.randrange(13)
+        op = self.rng.randrange(14)
+        if op == 13:
+            # Now and then a whole subtree goes, racing everything else:
+            # without it the tree grows until the inodes run out.
+            if self.rng.random() < 0.1:
+                self.remove_tree(os.path.join(self.root, self.rng.choice(
+                    ["a", "b", "c", "d0", "d1", "d2", "e"])))
+            return
         if op == 0:
             with open(p, "wb") as f:
                 f.write(self.rng.randbytes(self.rng.randrange(0, 20000)))
