@@ -503,5 +503,48 @@ TEST_F(FilesystemWriteTest, WriteBackKeepsTheTimes) {
   ExpectClean();
 }
 
+// An unlinked inode the kernel still knows (pinned by a lookup) stays
+// allocated until it is forgotten: a request racing the unlink must not act
+// on a freed inode, nor its number go to a new file meanwhile.
+TEST_F(FilesystemWriteTest, PinnedUnlinkedInodeLivesUntilForgotten) {
+  Make("", "64M");
+  auto file = fs_->Create(kRootInode, "f", 0644, root_);
+  ASSERT_TRUE(file.ok());
+  std::vector<uint8_t> data(50000, 0x66);
+  ASSERT_TRUE(fs_->Write(file->ino, 0, data, root_).ok());
+  ASSERT_TRUE(fs_->Pin(file->ino, 2).ok());
+  const auto before = fs_->StatFs();
+  ASSERT_TRUE(fs_->Unlink(kRootInode, "f").ok());
+  auto kept = fs_->GetAttr(file->ino);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->nlink, 0u);
+  EXPECT_EQ(kept->size, 50000u);
+  auto other = fs_->Create(kRootInode, "g", 0644, root_);
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->ino, file->ino);
+  fs_->Unpin(file->ino, 1);
+  EXPECT_TRUE(fs_->GetAttr(file->ino).ok()) << "one lookup is left";
+  fs_->Unpin(file->ino, 1);
+  const auto after = fs_->StatFs();
+  // Freed: the inode (so the count is back, though "g" took one) and the
+  // data blocks.
+  EXPECT_EQ(after->free_inodes, before->free_inodes);
+  EXPECT_GT(after->free_blocks, before->free_blocks);
+  ExpectClean();
+}
+
+// At unmount the kernel sends no forgets: ForgetAll frees what pins kept.
+TEST_F(FilesystemWriteTest, ForgetAllFreesKeptOrphans) {
+  Make("", "64M");
+  auto file = fs_->Create(kRootInode, "f", 0644, root_);
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(fs_->Pin(file->ino, 1).ok());
+  ASSERT_TRUE(fs_->Unlink(kRootInode, "f").ok());
+  const auto before = fs_->StatFs();
+  ASSERT_TRUE(fs_->ForgetAll().ok());
+  EXPECT_EQ(fs_->StatFs()->free_inodes, before->free_inodes + 1);
+  ExpectClean();
+}
+
 }  // namespace
 }  // namespace ext4
