@@ -233,10 +233,6 @@ void Init(void* userdata, fuse_conn_info* conn) {
   self.set_writeback_cache(writeback);
   // libfuse has already lowered max_write to what its buffers hold.
   conn->max_write = std::min(conn->max_write, static_cast<unsigned>(kMaxWrite));
-  const unsigned readahead = self.options().max_readahead;
-  if (readahead != 0 && readahead < conn->max_readahead) {
-    conn->max_readahead = readahead;
-  }
   conn->time_gran = 1;  // ext4 keeps nanoseconds (with extra_isize)
 }
 
@@ -374,6 +370,8 @@ void Open(fuse_req_t req, fuse_ino_t node, fuse_file_info* fi) {
   }
   SetOpenFlags(self, fi);
   self.NoteOpen(ino, fi->flags);
+  // Before the reply: the kernel sets up the file's readahead after it.
+  self.readahead_window().Apply();
   // No release follows an open the kernel never saw.
   if (fuse_reply_open(req, fi) != 0) {
     self.NoteRelease(ino, fi->flags);
@@ -389,6 +387,7 @@ void Read(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
     fuse_reply_err(req, EINVAL);
     return;
   }
+  self.readahead_window().Apply();  // for files opened before
   // One buffer per worker thread, as large as the largest read it served.
   thread_local std::vector<uint8_t> buffer;
   if (buffer.size() < size) buffer.resize(size);
@@ -654,6 +653,7 @@ void ReplyCreated(Adapter& self, fuse_req_t req,
   }
   SetOpenFlags(self, fi);
   self.NoteOpen(ino, fi->flags);
+  self.readahead_window().Apply();
   // The kernel took neither the node nor the open file if the reply failed.
   if (fuse_reply_create(req, &e, fi) != 0) {
     self.NoteRelease(ino, fi->flags);

@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "ext4/filesystem.h"
+#include "fuse/readahead_window.h"
 
 namespace e4fs {
 
@@ -36,8 +37,6 @@ struct AdapterOptions {
   double entry_timeout = 86400;
   double attr_timeout = 86400;
   double negative_timeout = 86400;
-  // Upper bound on the kernel's readahead in bytes; 0 keeps the kernel's.
-  unsigned max_readahead = 0;
   // Ask the kernel to enforce POSIX ACLs (implies default_permissions).
   bool posix_acl = false;
   // The kernel checks permissions (default_permissions): setattr is then
@@ -79,6 +78,8 @@ class Adapter {
   // The session, for notifications to the kernel (none before it is set).
   void set_session(fuse_session* se) { session_.store(se); }
   fuse_session* session() const { return session_.load(); }
+  // Widened at the first open or read (see readahead_window.h).
+  ReadaheadWindow& readahead_window() { return readahead_window_; }
   const AdapterOptions& options() const { return options_; }
   bool read_only() const { return read_only_; }
 
@@ -119,6 +120,7 @@ class Adapter {
   const bool read_only_;
   std::atomic<bool> log_to_syslog_{false};
   std::atomic<fuse_session*> session_{nullptr};
+  ReadaheadWindow readahead_window_;
   std::atomic<bool> writeback_{false};
   std::atomic<bool> final_sync_failed_{false};
   absl::Mutex reply_order_;

@@ -216,6 +216,12 @@ absl::Status ApplyOption(std::string_view option, ServerOptions* opts) {
     if (!ParseSeconds(value, &opts->attr_timeout)) return BadValue(option);
   } else if (key == "negative_timeout") {
     if (!ParseSeconds(value, &opts->negative_timeout)) return BadValue(option);
+  } else if (key == "readahead_kb") {
+    // The kernel takes at most 2 GiB less a page here.
+    if (!ParseCount(value, &opts->readahead_kb) ||
+        opts->readahead_kb > (1u << 21)) {
+      return BadValue(option);
+    }
   } else if (key == "max_threads") {
     if (!ParseCount(value, &opts->max_threads) || opts->max_threads == 0) {
       return BadValue(option);
@@ -398,6 +404,8 @@ std::string UsageText() {
       "    -o negative_timeout=SECS\n"
       "                           kernel cache lifetime of absent names "
       "(86400)\n"
+      "    -o readahead_kb=N      kernel readahead window for the mount,\n"
+      "                           when run as root (1024; 0: the kernel's)\n"
       "    -o max_threads=N       worker threads at most\n"
       "    -o max_idle_threads=N  idle worker threads kept\n"
       "    -o clone_fd            one /dev/fuse descriptor per thread\n"

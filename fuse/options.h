@@ -56,6 +56,11 @@ struct ServerOptions {
   double attr_timeout = 86400;
   double negative_timeout = 86400;
 
+  // The kernel's readahead window for the mount in KiB (needs root; see
+  // readahead_window.h); 0 leaves the kernel's default. 1 MiB is the
+  // largest READ request (max_write), so a window of one request.
+  unsigned readahead_kb = 1024;
+
   // The multi-threaded loop; 0 keeps libfuse's default.
   unsigned max_threads = 0;
   unsigned max_idle_threads = 0;

@@ -131,6 +131,15 @@ TEST(OptionsTest, TimeoutsAndThreads) {
   EXPECT_TRUE(opts.foreground);
 }
 
+TEST(OptionsTest, ReadaheadWindow) {
+  EXPECT_EQ(ParseOk({"i", "m"}).readahead_kb, 1024u);
+  EXPECT_EQ(ParseOk({"i", "m", "-o", "readahead_kb=0"}).readahead_kb, 0u);
+  EXPECT_EQ(ParseOk({"i", "m", "-o", "readahead_kb=4096"}).readahead_kb, 4096u);
+  EXPECT_NE(ParseError({"i", "m", "-o", "readahead_kb=-1"}), "");
+  EXPECT_NE(ParseError({"i", "m", "-o", "readahead_kb=4194304"}), "");
+  EXPECT_NE(ParseError({"i", "m", "-o", "readahead_kb="}), "");
+}
+
 TEST(OptionsTest, HelpAndVersionWinOverEverythingAfterThem) {
   EXPECT_EQ(ParseOk({"-h"}).action, ServerOptions::Action::kHelp);
   EXPECT_EQ(ParseOk({"--help"}).action, ServerOptions::Action::kHelp);

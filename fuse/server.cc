@@ -223,6 +223,11 @@ int Serve(ServerOptions options) {
       // libfuse has said why.
       return kExitMountFailed;
     }
+    if (options.readahead_kb != 0) {
+      // Only root may widen it; everyone else keeps the kernel's window.
+      (void)adapter.readahead_window().Prepare(options.mountpoint,
+                                               options.readahead_kb);
+    }
     // Leave the terminal only now, so every error above reached it.
     if (fuse_daemonize(options.foreground ? 1 : 0) != 0) {
       return kExitMountFailed;

@@ -9,8 +9,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,34 +16,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "fuse/mount_table.h"
 
 namespace e4fs {
 namespace {
-
-// /proc/mounts writes space, tab, newline and backslash as \ooo.
-std::string Unescape(const std::string& field) {
-  std::string out;
-  for (size_t i = 0; i < field.size(); ++i) {
-    if (field[i] == '\\' && i + 3 < field.size() && field[i + 1] >= '0' &&
-        field[i + 1] <= '3' && field[i + 2] >= '0' && field[i + 2] <= '7' &&
-        field[i + 3] >= '0' && field[i + 3] <= '7') {
-      out.push_back(static_cast<char>((field[i + 1] - '0') * 64 +
-                                      (field[i + 2] - '0') * 8 +
-                                      (field[i + 3] - '0')));
-      i += 3;
-    } else {
-      out.push_back(field[i]);
-    }
-  }
-  return out;
-}
-
-std::string ReadMounts() {
-  std::ifstream in("/proc/self/mounts");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 [[noreturn]] void Watch(int read_end, const std::string& mountpoint,
                         const std::string& source) {
@@ -76,7 +50,8 @@ std::string ReadMounts() {
     if (n == 0) break;                   // the server has ended
     if (n < 0 && errno != EINTR) break;  // should not happen: end as well
   }
-  if (!IsFuseMountOf(ReadMounts(), mountpoint, source)) _exit(0);
+  if (!IsFuseMountOf(ReadProcText("/proc/self/mounts"), mountpoint, source))
+    _exit(0);
   if (geteuid() == 0) {
     _exit(umount2(mountpoint.c_str(), MNT_DETACH) == 0 ? 0 : 1);
   }
@@ -95,8 +70,8 @@ bool IsFuseMountOf(const std::string& mounts_text,
     if (fields.size() < 3) continue;
     const std::string& type = fields[2];
     if (type != "fuse" && type.rfind("fuse.", 0) != 0) continue;
-    if (Unescape(fields[1]) != mountpoint) continue;
-    if (!source.empty() && Unescape(fields[0]) != source) continue;
+    if (UnescapeMountField(fields[1]) != mountpoint) continue;
+    if (!source.empty() && UnescapeMountField(fields[0]) != source) continue;
     return true;
   }
   return false;

@@ -70,6 +70,8 @@ check_confined() {
     case "${fd##*/}:$target" in
       [012]:*) ;;
       *:"$img" | *:/dev/fuse | *:pipe:*) ;;
+      # Its own mount's readahead setting, until the first open.
+      *:"/sys/devices/virtual/bdi/$(mountpoint -d "$mnt")/read_ahead_kb") ;;
       *) fail "$label: the server holds fd ${fd##*/} -> $target" ;;
     esac
   done
@@ -109,6 +111,11 @@ assert sorted(os.listdir(d)) == ["dir", "lost+found", "renamed", "short", "symli
 EOF
 }
 
+# readahead_kb MNT: the kernel's readahead window of the mount on MNT.
+readahead_kb() {
+  cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"
+}
+
 # check_image IMG LABEL: clean state and e2fsck -fn clean.
 check_image() {
   local out
@@ -143,6 +150,10 @@ if ! wait_mounted "$mnt"; then
 fi
 check_confined "$server" "$nobody_uid" "root, default"
 workload "$mnt" || fail "root, default: the workload failed"
+# The server opened the mount's readahead setting before the sandbox and
+# widened it at the first open (readahead_kb, 1024 by default).
+ra=$(readahead_kb "$mnt")
+[ "$ra" = 1024 ] || fail "root, default: read_ahead_kb of the mount is '$ra', not 1024"
 kill -TERM "$server"
 wait "$server"
 rc=$?
@@ -216,11 +227,15 @@ grep -q "no-such-user-e4fs" "$work/out.log" ||
 is_mounted "$mnt" && fail "mounted with an unknown sandbox user"
 
 # --- nosandbox: unconfined, unmounts itself.
-"$E4FS" "$img" "$mnt" -f -o rw,nosandbox 2>"$work/server.log" &
+"$E4FS" "$img" "$mnt" -f -o rw,nosandbox,readahead_kb=0 2>"$work/server.log" &
 server=$!
 if wait_mounted "$mnt"; then
   [ "$(field "$server" Seccomp)" = 0 ] || fail "nosandbox: Seccomp is $(field "$server" Seccomp)"
   [ "$(field "$server" Uid | cut -d' ' -f1)" = 0 ] || fail "nosandbox: the user was switched"
+  default_ra=$(readahead_kb "$mnt")
+  cat "$mnt/dir/data" >/dev/null || fail "nosandbox: read"
+  ra=$(readahead_kb "$mnt")
+  [ "$ra" = "$default_ra" ] || fail "nosandbox: readahead_kb=0 changed read_ahead_kb from $default_ra to $ra"
   kill -TERM "$server"
   wait "$server" || fail "nosandbox: exit status $?"
   wait_unmounted "$mnt" 10 || fail "nosandbox: still mounted after SIGTERM"
