@@ -237,6 +237,7 @@ int Serve(ServerOptions options) {
       openlog(kProgramName, LOG_PID | LOG_NDELAY, LOG_DAEMON);
       adapter.set_log_to_syslog(true);
     }
+    int watcher_fd = -1;
     if (sandbox) {
       // The sandboxed server cannot unmount: a watcher does it at its end.
       absl::StatusOr<int> watcher =
@@ -245,6 +246,7 @@ int Serve(ServerOptions options) {
         LogFailure(options, std::string(watcher.status().message()));
         return 1;
       }
+      watcher_fd = *watcher;
       session.set_unmount_at_end(false);
       if (absl::Status s = EnterSandbox(*sandbox, inherited); !s.ok()) {
         LogFailure(options, std::string(s.message()));
@@ -252,6 +254,10 @@ int Serve(ServerOptions options) {
       }
     }
     const int ret = session.Loop(options);
+    // 0: the kernel ended the session, the mount is gone (a signal gives
+    // its number, a failure a negative errno). Say so before the final
+    // write-back, while a new mount may already be taking the place.
+    if (ret == 0 && watcher_fd >= 0) DisarmUnmountWatcher(watcher_fd);
     // A positive value is the signal that ended the loop: a clean stop.
     if (ret < 0) {
       LogFailure(options,

@@ -47,6 +47,10 @@ namespace {
   char byte;
   while (true) {
     const ssize_t n = read(kPipe, &byte, 1);
+    // The server saw its mount go (DisarmUnmountWatcher): whatever is
+    // mounted there by the time it exits is someone else's, even from the
+    // same image.
+    if (n == 1) _exit(0);
     if (n == 0) break;                   // the server has ended
     if (n < 0 && errno != EINTR) break;  // should not happen: end as well
   }
@@ -75,6 +79,12 @@ bool IsFuseMountOf(const std::string& mounts_text,
     return true;
   }
   return false;
+}
+
+void DisarmUnmountWatcher(int watcher) {
+  const char byte = 'd';
+  while (write(watcher, &byte, 1) < 0 && errno == EINTR) {
+  }
 }
 
 absl::StatusOr<int> StartUnmountWatcher(const std::string& mountpoint,

@@ -24,6 +24,11 @@ namespace e4fs {
 absl::StatusOr<int> StartUnmountWatcher(const std::string& mountpoint,
                                         const std::string& source);
 
+// Tells the watcher that the mount is gone already (the kernel ended the
+// session: an unmount), so that it leaves alone whatever is mounted there
+// when the server exits -- a new mount of the same image, for one.
+void DisarmUnmountWatcher(int watcher);
+
 // Whether /proc/self/mounts lists a FUSE mount (type fuse or fuse.*) at
 // `mountpoint` from `source` (both unescaped).
 bool IsFuseMountOf(const std::string& mounts_text,

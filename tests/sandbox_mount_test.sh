@@ -218,6 +218,41 @@ else
   fail "kill -9: mount: $(cat "$work/server.log")"
 fi
 
+# --- Unmounted by the user, and mounted again from the same path before
+# the old server has exited: the old server's watcher must leave the new
+# mount alone (same mount point, same source). The old server is stopped
+# across the umount and the new mount so that it exits only afterwards.
+"$E4FS" "$img" "$mnt" -f -o rw 2>"$work/server.log" &
+server=$!
+if wait_mounted "$mnt" && ls "$mnt" >/dev/null; then  # INIT answered
+  kill -STOP "$server"
+  # -c: no stat of the path, which would wait for the stopped server.
+  umount -c "$mnt" || fail "remount: umount"
+  mv "$img" "$work/old.img"
+  mke2fs -q -F -t ext4 "$img" 64M
+  "$E4FS" "$img" "$mnt" -f -o rw 2>"$work/server2.log" &
+  server2=$!
+  if wait_mounted "$mnt"; then
+    echo new >"$mnt/on-the-new-mount" || fail "remount: write on the new mount"
+    kill -CONT "$server"
+    wait "$server" || fail "remount: the old server exited with $?"
+    sleep 1  # the old watcher's turn
+    is_mounted "$mnt" || fail "remount: the old server's watcher unmounted the new mount"
+    [ "$(cat "$mnt/on-the-new-mount" 2>&1)" = new ] ||
+      fail "remount: the new mount lost its file"
+    umount "$mnt"
+    wait "$server2" || fail "remount: the new server exited with $?"
+    check_image "$img" "remount: the new image"
+  else
+    kill -CONT "$server"
+    fail "remount: mount: $(cat "$work/server2.log")"
+  fi
+  check_image "$work/old.img" "remount: the old image"
+  mv "$work/old.img" "$img"
+else
+  fail "remount: mount: $(cat "$work/server.log")"
+fi
+
 # --- A user that does not exist: refused, nothing mounted.
 "$E4FS" "$img" "$mnt" -f -o rw,sandbox_user=no-such-user-e4fs >"$work/out.log" 2>&1
 rc=$?
