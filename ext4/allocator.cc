@@ -1,7 +1,9 @@
 #include "ext4/allocator.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -341,12 +343,21 @@ absl::Status BitmapAllocator::WriteSuperblock(Transaction& tx) {
   absl::MutexLock lock(&mu_);
   const uint64_t block = sb_.superblock_block();
   const uint64_t offset = format::kSuperblockOffset - block * sb_.block_size();
-  E4_ASSIGN_OR_RETURN(format::MutableBytes bytes, tx.Modify(block));
-  if (offset + format::kSuperblockSize > bytes.size()) {
+  // Most operations change no count the superblock keeps (link, rename,
+  // setattr, writes in place): the block is only copied, written and
+  // journaled when its bytes change.
+  std::array<uint8_t, format::kSuperblockSize> serialized;
+  format::SerializeSuperblock(sb_, serialized);
+  E4_ASSIGN_OR_RETURN(format::Bytes current, tx.Read(block));
+  if (offset + format::kSuperblockSize > current.size()) {
     return Corrupt("superblock does not fit its block");
   }
-  format::SerializeSuperblock(sb_,
-                              bytes.subspan(offset, format::kSuperblockSize));
+  if (std::memcmp(current.data() + offset, serialized.data(),
+                  serialized.size()) == 0) {
+    return absl::OkStatus();
+  }
+  E4_ASSIGN_OR_RETURN(format::MutableBytes bytes, tx.Modify(block));
+  std::memcpy(bytes.data() + offset, serialized.data(), serialized.size());
   return absl::OkStatus();
 }
 
