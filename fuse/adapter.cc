@@ -428,6 +428,11 @@ void Fsync(fuse_req_t req, fuse_ino_t node, int datasync, fuse_file_info*) {
     self.ReplyError(req, s, ino, "fsync");
     return;
   }
+  // The block count the write-backs changed, before fsync(2) returns: the
+  // notification after each write-back write may still be on its way.
+  if (self.writeback_cache() && self.session() != nullptr) {
+    (void)fuse_lowlevel_notify_inval_inode(self.session(), node, -1, 0);
+  }
   fuse_reply_err(req, 0);
 }
 
