@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -21,6 +22,23 @@ namespace {
 
 format::InodeTime ToInodeTime(const Timestamp& t) {
   return format::InodeTime{t.sec, t.nsec};
+}
+
+bool SameTime(const format::InodeTime& stored,
+              const std::optional<Timestamp>& given) {
+  return !given || (stored.sec == given->sec && stored.nsec == given->nsec);
+}
+
+// A setattr that sets times, ctime among them, to what the inode holds
+// already. The kernel sends one after every link, rename and unlink of a
+// file it caches for writing (it keeps ctime then, and writes its copy
+// back at once); the engine has set the same ctime in the same tick.
+bool ChangesNothing(const SetAttrRequest& request, const format::Inode& inode) {
+  return request.ctime && !request.size && !request.mode && !request.uid &&
+         !request.gid && !request.atime_now && !request.mtime_now &&
+         SameTime(inode.ctime, request.ctime) &&
+         SameTime(inode.mtime, request.mtime) &&
+         SameTime(inode.atime, request.atime);
 }
 
 }  // namespace
@@ -271,6 +289,7 @@ absl::StatusOr<Attributes> FilesystemImpl::SetAttr(
   if (CannotWrite()) return ErrnoError(EROFS, "read-only filesystem");
   E4_ASSIGN_OR_RETURN(InodeHandle node, GetInode(ino));
   format::Inode& inode = node->inode;
+  if (ChangesNothing(request, inode)) return AttributesOf(*node);
   Transaction tx(blocks_);
   const Timestamp now = Now();
   bool changed = false;

@@ -503,6 +503,53 @@ TEST_F(FilesystemWriteTest, WriteBackKeepsTheTimes) {
   ExpectClean();
 }
 
+// The kernel writes its copy of the times back after each link, rename and
+// unlink: equal times change nothing, and any other value still lands.
+TEST_F(FilesystemWriteTest, SetAttrOfTheSameTimes) {
+  Make("", "64M");
+  auto file = fs_->Create(kRootInode, "f", 0644, root_);
+  ASSERT_TRUE(file.ok());
+  auto link = fs_->Link(file->ino, kRootInode, "g");
+  ASSERT_TRUE(link.ok());
+  auto before = fs_->GetAttr(file->ino);
+  ASSERT_TRUE(before.ok());
+  SetAttrRequest same;
+  same.mtime = before->mtime;
+  same.ctime = before->ctime;
+  auto after = fs_->SetAttr(file->ino, same, root_);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->nlink, 2u);
+  EXPECT_EQ(after->mtime.sec, before->mtime.sec);
+  EXPECT_EQ(after->mtime.nsec, before->mtime.nsec);
+  EXPECT_EQ(after->ctime.sec, before->ctime.sec);
+  EXPECT_EQ(after->ctime.nsec, before->ctime.nsec);
+  // Same ctime, another mtime: set.
+  SetAttrRequest other = same;
+  other.mtime = Timestamp{1000000000, 7};
+  after = fs_->SetAttr(file->ino, other, root_);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->mtime.sec, 1000000000);
+  EXPECT_EQ(after->mtime.nsec, 7u);
+  EXPECT_EQ(after->ctime.sec, before->ctime.sec);
+  // Same times but a mode: the mode lands and ctime moves to now.
+  SetAttrRequest chmod = other;
+  chmod.ctime.reset();
+  chmod.mode = 0600;
+  after = fs_->SetAttr(file->ino, chmod, root_);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->mode & 07777, 0600u);
+  // Survives a remount: the values were written.
+  ASSERT_TRUE(fs_->SyncAll().ok());
+  fs_.reset();
+  Mount();
+  auto reread = fs_->GetAttr(file->ino);
+  ASSERT_TRUE(reread.ok());
+  EXPECT_EQ(reread->mtime.sec, 1000000000);
+  EXPECT_EQ(reread->mtime.nsec, 7u);
+  EXPECT_EQ(reread->mode & 07777, 0600u);
+  ExpectClean();
+}
+
 // An unlinked inode the kernel still knows (pinned by a lookup) stays
 // allocated until it is forgotten: a request racing the unlink must not act
 // on a freed inode, nor its number go to a new file meanwhile.
