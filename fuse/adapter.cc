@@ -231,6 +231,7 @@ void Init(void* userdata, fuse_conn_info* conn) {
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   }
   self.set_writeback_cache(writeback);
+  self.set_opendir_optional((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0);
   // libfuse has already lowered max_write to what its buffers hold.
   conn->max_write = std::min(conn->max_write, static_cast<unsigned>(kMaxWrite));
   conn->time_gran = 1;  // ext4 keeps nanoseconds (with extra_isize)
@@ -439,10 +440,17 @@ void Fsync(fuse_req_t req, fuse_ino_t node, int datasync, fuse_file_info*) {
 // ---- Directories ----
 
 void OpenDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  if (Self(req).read_only()) {
-    // Listings cannot change: the kernel may keep them.
+  Adapter& self = Self(req);
+  if (self.read_only()) {
+    // Listings cannot change: the kernel may keep them (worth more than
+    // the round trip of the open).
     fi->cache_readdir = 1;
     fi->keep_cache = 1;
+  } else if (self.opendir_optional()) {
+    // Nothing is kept per open directory: ENOSYS tells the kernel so, and
+    // it stops sending OPENDIR and RELEASEDIR for good.
+    fuse_reply_err(req, ENOSYS);
+    return;
   }
   fuse_reply_open(req, fi);
 }

@@ -93,6 +93,9 @@ class Adapter {
   // Whether the kernel agreed to cache writes (set at init).
   bool writeback_cache() const { return writeback_.load(); }
   void set_writeback_cache(bool on) { writeback_.store(on); }
+  // The kernel takes ENOSYS for an opendir as success without state.
+  void set_opendir_optional(bool on) { opendir_optional_.store(on); }
+  bool opendir_optional() const { return opendir_optional_.load(); }
 
   // Open files with write access, counted while the writeback cache is on:
   // the kernel may then hold data of `ino` that the engine has not seen yet
@@ -122,6 +125,7 @@ class Adapter {
   std::atomic<fuse_session*> session_{nullptr};
   ReadaheadWindow readahead_window_;
   std::atomic<bool> writeback_{false};
+  std::atomic<bool> opendir_optional_{false};
   std::atomic<bool> final_sync_failed_{false};
   absl::Mutex reply_order_;
   absl::Mutex writers_mu_;
