@@ -109,10 +109,15 @@ struct MountOptions {
   bool no_recovery = false;
   ErrorsPolicy errors = ErrorsPolicy::kDefault;
   // Soft limit on in-core inodes that no one pins; the cache grows past it
-  // only while everything in it is in use.
-  size_t inode_cache_limit = 65536;
-  // Soft limit on cached metadata blocks.
-  size_t block_cache_limit = 16384;
+  // only while everything in it is in use. The kernel keeps the attributes
+  // of what it looked up itself; this cache serves the engine's own work.
+  size_t inode_cache_limit = 16384;
+  // Soft limit on cached metadata blocks (32 MiB of 4 KiB blocks: the
+  // inode tables and index of a 100,000-entry directory). A miss costs a
+  // read from the host's page cache. With the inode cache, what bounds the
+  // server's memory: 117 MiB at the peak of a walk of 1,000,000 files,
+  // most of it the lookup count of every inode the kernel holds.
+  size_t block_cache_limit = 8192;
   // Journaled read-write mounts commit the running transaction this often
   // (and on fsync, at unmount, and when it grows large); 0: only then.
   int commit_interval_seconds = 5;
