@@ -36,7 +36,9 @@ class FilesystemWriteTest : public ::testing::Test {
   }
   void TearDown() override {
     fs_.reset();
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+    if (!dir_.empty()) {
+      EXPECT_EQ(std::system(("rm -rf " + dir_).c_str()), 0);
+    }
   }
 
   // ext4 unless `args` names another type with -t.
@@ -65,7 +67,9 @@ class FilesystemWriteTest : public ::testing::Test {
     std::string out = dir_ + "/fsck.out";
     int rc = std::system(
         absl::StrCat(kE2fsck, " -fn ", image_, " >", out, " 2>&1").c_str());
-    if (rc != 0) std::system(("cat " + out).c_str());
+    if (rc != 0) {
+      EXPECT_EQ(std::system(("cat " + out).c_str()), 0);
+    }
     EXPECT_EQ(rc, 0);
   }
 
@@ -209,9 +213,10 @@ class ErrorsPolicyTest : public FilesystemWriteTest {
   }
   std::string Dumpe2fs() {
     const std::string out = dir_ + "/dumpe2fs";
-    std::system(absl::StrCat("/usr/sbin/dumpe2fs -h ", image_, " >", out,
-                             " 2>/dev/null")
-                    .c_str());
+    EXPECT_EQ(std::system(absl::StrCat("/usr/sbin/dumpe2fs -h ", image_, " >",
+                                       out, " 2>/dev/null")
+                              .c_str()),
+              0);
     FILE* f = std::fopen(out.c_str(), "r");
     std::string text;
     char buf[4096];
