@@ -31,10 +31,14 @@ for round in 1 2 3; do
   python3 - "$work/mnt" "$work/synced.$round" <<'PY' &
 import os, sys
 mnt, log = sys.argv[1], sys.argv[2]
+# The mount's device: once the killed server's watcher has unmounted it,
+# names under mnt are the bare directory beneath, which would take writes
+# without end (and fill a tmpfs work directory).
+mount_dev = os.stat(mnt).st_dev
 with open(log, "w") as out:
     i = 0
     try:
-        while True:
+        while os.stat(mnt).st_dev == mount_dev:
             d = os.path.join(mnt, "d%d" % (i % 7))
             os.makedirs(d, exist_ok=True)
             path = os.path.join(d, "f%d" % i)
