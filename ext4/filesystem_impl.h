@@ -249,6 +249,8 @@ class FilesystemImpl final : public Filesystem {
   absl::Status FreeInode(Transaction& tx, InCoreInode& node);
   // Whether an open file or a kernel reference still uses the inode.
   bool Referenced(InodeNumber ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees ino if it is a kept orphan nobody holds any more.
+  absl::Status FreeIfUnreferenced(InodeNumber ino) ABSL_LOCKS_EXCLUDED(mu_);
   // Frees an inode of kept_orphans_ whose last user went (a write
   // operation of its own).
   absl::Status FreeKeptOrphan(InodeNumber ino)
@@ -331,9 +333,14 @@ class FilesystemImpl final : public Filesystem {
   bool recover_flag_on_disk_ = false;
   absl::Mutex timer_mu_;
   bool stop_commits_ ABSL_GUARDED_BY(timer_mu_) = false;
-  // Open counts: an unlinked inode lives on until its last release.
-  absl::flat_hash_map<InodeNumber, uint64_t> open_counts_ ABSL_GUARDED_BY(mu_);
-  // The kernel's lookup counts (Pin/Unpin). Taken after mu_ when both are.
+  // Open counts: an unlinked inode lives on until its last release. Their
+  // own lock, so that opens and releases never wait for (or hold up) the
+  // operations on mu_. Taken after mu_ when both are.
+  absl::Mutex opens_mu_;
+  absl::flat_hash_map<InodeNumber, uint64_t> open_counts_
+      ABSL_GUARDED_BY(opens_mu_);
+  // The kernel's lookup counts (Pin/Unpin). Taken after mu_ and opens_mu_
+  // when more than one is.
   absl::Mutex lookups_mu_;
   absl::flat_hash_map<InodeNumber, uint64_t> lookups_
       ABSL_GUARDED_BY(lookups_mu_);

@@ -430,8 +430,11 @@ absl::Status FilesystemImpl::DropLink(Transaction& tx, InCoreInode& node) {
 }
 
 bool FilesystemImpl::Referenced(InodeNumber ino) {
-  auto open = open_counts_.find(ino);
-  if (open != open_counts_.end() && open->second > 0) return true;
+  {
+    absl::MutexLock lock(&opens_mu_);
+    auto open = open_counts_.find(ino);
+    if (open != open_counts_.end() && open->second > 0) return true;
+  }
   absl::MutexLock lock(&lookups_mu_);
   return lookups_.contains(ino);
 }
@@ -811,20 +814,34 @@ absl::Status FilesystemImpl::Rename(InodeNumber old_dir,
 }
 
 absl::Status FilesystemImpl::OpenFile(InodeNumber ino) {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&opens_mu_);
   open_counts_[ino]++;
   return absl::OkStatus();
 }
 
 absl::Status FilesystemImpl::Release(InodeNumber ino) {
-  absl::MutexLock lock(&mu_);
-  auto it = open_counts_.find(ino);
-  if (it == open_counts_.end()) return absl::OkStatus();
-  if (--it->second > 0) return absl::OkStatus();
-  open_counts_.erase(it);
-  if (read_only_ || !kept_orphans_.contains(ino) || Referenced(ino)) {
-    return absl::OkStatus();
+  {
+    absl::MutexLock lock(&opens_mu_);
+    auto it = open_counts_.find(ino);
+    if (it == open_counts_.end()) return absl::OkStatus();
+    if (--it->second > 0) return absl::OkStatus();
+    open_counts_.erase(it);
   }
+  return FreeIfUnreferenced(ino);
+}
+
+absl::Status FilesystemImpl::FreeIfUnreferenced(InodeNumber ino) {
+  if (read_only_) return absl::OkStatus();
+  {
+    // Nearly every file released or forgotten is linked: a shared look
+    // suffices for them (and the kernel forgets thousands at once when it
+    // shrinks its cache).
+    absl::ReaderMutexLock shared(&mu_);
+    if (!kept_orphans_.contains(ino)) return absl::OkStatus();
+  }
+  // Checked again: another release or an unlink may have come in between.
+  absl::MutexLock lock(&mu_);
+  if (!kept_orphans_.contains(ino) || Referenced(ino)) return absl::OkStatus();
   return FreeKeptOrphan(ino);
 }
 
@@ -839,15 +856,7 @@ void FilesystemImpl::Unpin(InodeNumber ino, uint64_t count) {
     }
     lookups_.erase(it);
   }
-  {
-    // Most forgotten inodes are linked: a shared look suffices for them (the
-    // kernel forgets thousands at once when it shrinks its cache).
-    absl::ReaderMutexLock shared(&mu_);
-    if (!kept_orphans_.contains(ino)) return;
-  }
-  absl::MutexLock lock(&mu_);
-  if (read_only_ || !kept_orphans_.contains(ino) || Referenced(ino)) return;
-  if (absl::Status s = FreeKeptOrphan(ino); !s.ok()) (void)Report(s, ino);
+  if (absl::Status s = FreeIfUnreferenced(ino); !s.ok()) (void)Report(s, ino);
 }
 
 absl::Status FilesystemImpl::ForgetAll() {
@@ -855,8 +864,11 @@ absl::Status FilesystemImpl::ForgetAll() {
     absl::MutexLock lock(&lookups_mu_);
     lookups_.clear();
   }
+  {
+    absl::MutexLock lock(&opens_mu_);
+    open_counts_.clear();
+  }
   absl::MutexLock lock(&mu_);
-  open_counts_.clear();
   if (read_only_) return absl::OkStatus();
   const std::vector<InodeNumber> kept(kept_orphans_.begin(),
                                       kept_orphans_.end());
