@@ -22,6 +22,13 @@ constexpr uint32_t kInodeBitmapCsumHiEnd = 0x3C;
 // Flex groups at least this large keep their first group for directories;
 // regular files start in the second (the kernel's block goal rule).
 constexpr uint32_t kFlexSizeDirAllocScheme = 4;
+// A file gets a reservation once its data reaches 1 MiB, of up to 16 MiB:
+// more than the write-backs the kernel keeps in flight for one file, so
+// that out-of-order pieces still find their place.
+constexpr uint64_t kReserveFromBytes = uint64_t{1} << 20;
+constexpr uint64_t kReservationBytes = uint64_t{16} << 20;
+// Reservations kept at once; the oldest goes first.
+constexpr size_t kMaxReservations = 64;
 
 bool TestBit(format::Bytes bits, uint32_t i) {
   return ((bits[i >> 3] >> (i & 7)) & 1) != 0;
@@ -593,11 +600,9 @@ absl::Status BitmapAllocator::MarkBlocksUsed(Transaction& tx,
   return PutGroupLocked(tx, run.group, gd);
 }
 
-absl::StatusOr<bool> BitmapAllocator::SearchGroups(Transaction& tx,
-                                                   uint32_t goal_group,
-                                                   uint32_t goal_offset,
-                                                   uint32_t want, bool any_run,
-                                                   Candidate& best) {
+absl::StatusOr<bool> BitmapAllocator::SearchGroups(
+    Transaction& tx, uint32_t goal_group, uint32_t goal_offset, uint32_t want,
+    bool any_run, uint32_t owner, Candidate& best) {
   // The goal group's tail first, every other group, then the goal group's
   // head.
   const uint32_t n = group_count_;
@@ -618,7 +623,7 @@ absl::StatusOr<bool> BitmapAllocator::SearchGroups(Transaction& tx,
       if (ErrnoOf(bits.status()) == EUCLEAN) continue;  // marked bad: skip
       return bits.status();
     }
-    const format::Bytes usable = WithFreedHeldBack(group, *bits);
+    const format::Bytes usable = UsableBits(group, *bits, owner);
     if (FindRun(usable, nbits, from, to, want, group, best)) return true;
     if (any_run && best.length > 0) return false;
   }
@@ -630,6 +635,40 @@ absl::StatusOr<BlockRun> BitmapAllocator::AllocateBlocks(Transaction& tx,
                                                          uint64_t count,
                                                          bool use_reserve) {
   absl::MutexLock lock(&mu_);
+  return AllocateLocked(tx, goal, count, use_reserve, /*owner=*/0);
+}
+
+absl::StatusOr<BlockRun> BitmapAllocator::AllocateFileBlocks(
+    Transaction& tx, uint32_t owner, uint64_t logical, uint64_t goal,
+    uint64_t count, bool use_reserve) {
+  absl::MutexLock lock(&mu_);
+  // Inside the file's reservation, each logical block has its place: the
+  // piece goes there whatever order the pieces come in.
+  for (const Reservation& r : reservations_) {
+    if (owner == 0 || r.owner != owner || logical < r.logical ||
+        logical - r.logical >= r.end - r.start) {
+      continue;
+    }
+    goal = r.start + (logical - r.logical);
+    count = std::min(count, r.end - goal);
+    break;
+  }
+  E4_ASSIGN_OR_RETURN(BlockRun run,
+                      AllocateLocked(tx, goal, count, use_reserve, owner));
+  Unreserve(run.first, run.count);
+  const uint64_t bs = sb_.block_size();
+  if (owner != 0 && (logical + run.count) * bs >= kReserveFromBytes) {
+    E4_RETURN_IF_ERROR(
+        Reserve(tx, owner, logical + run.count, run.first + run.count));
+  }
+  return run;
+}
+
+absl::StatusOr<BlockRun> BitmapAllocator::AllocateLocked(Transaction& tx,
+                                                         uint64_t goal,
+                                                         uint64_t count,
+                                                         bool use_reserve,
+                                                         uint32_t owner) {
   E4_RETURN_IF_ERROR(Supported());
   if (count == 0) return ErrnoError(EINVAL, "allocating zero blocks");
   E4_RETURN_IF_ERROR(EnsureLoaded(tx));
@@ -647,6 +686,17 @@ absl::StatusOr<BlockRun> BitmapAllocator::AllocateBlocks(Transaction& tx,
   const auto goal_offset = static_cast<uint32_t>(rel % sb_.blocks_per_group);
 
   Candidate best;
+  // A free run at the goal that ends with its group is taken even when
+  // short: the blocks after it, at the start of the next group, are often
+  // free too, and the caller asks for the rest there (a file crossing a
+  // group boundary stays contiguous, as with flex groups it is on disk).
+  E4_ASSIGN_OR_RETURN(uint64_t at_goal, FreeRunAt(tx, goal, owner));
+  if (at_goal > 0 && at_goal < want &&
+      goal_offset + at_goal == BlocksInGroup(goal_group)) {
+    best = {goal_group, goal_offset, static_cast<uint32_t>(at_goal)};
+    E4_RETURN_IF_ERROR(MarkBlocksUsed(tx, best));
+    return BlockRun{goal, at_goal};
+  }
   // First choice: the first run of `want` blocks from the goal on, among the
   // groups with that many free blocks. Failing that, the longest run seen;
   // when no group has `want` free blocks, the longest run of the first group
@@ -654,10 +704,10 @@ absl::StatusOr<BlockRun> BitmapAllocator::AllocateBlocks(Transaction& tx,
   auto search = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     E4_ASSIGN_OR_RETURN(bool found,
                         SearchGroups(tx, goal_group, goal_offset, want,
-                                     /*any_run=*/false, best));
+                                     /*any_run=*/false, owner, best));
     if (!found && best.length == 0) {
       E4_RETURN_IF_ERROR(SearchGroups(tx, goal_group, goal_offset, want,
-                                      /*any_run=*/true, best)
+                                      /*any_run=*/true, owner, best)
                              .status());
     }
     return absl::OkStatus();
@@ -674,9 +724,121 @@ absl::StatusOr<BlockRun> BitmapAllocator::AllocateBlocks(Transaction& tx,
                   [&](const FreedRun& run) { return run.tx != tx.id(); });
     E4_RETURN_IF_ERROR(search());
   }
+  if (best.length == 0 && !reservations_.empty()) {
+    // Space is short: reservations are only wishes.
+    reservations_.clear();
+    E4_RETURN_IF_ERROR(search());
+  }
   if (best.length == 0) return NoSpace("blocks");
   E4_RETURN_IF_ERROR(MarkBlocksUsed(tx, best));
   return BlockRun{sb_.group_first_block(best.group) + best.start, best.length};
+}
+
+void BitmapAllocator::Unreserve(uint64_t first, uint64_t count) {
+  const uint64_t end = first + count;
+  std::vector<Reservation> kept;
+  for (const Reservation& r : reservations_) {
+    if (r.end <= first || r.start >= end) {
+      kept.push_back(r);
+      continue;
+    }
+    // The parts before and after the allocated blocks stay reserved: an
+    // out-of-order piece took the middle.
+    if (r.start < first) kept.push_back({r.start, first, r.owner, r.logical});
+    if (r.end > end) {
+      kept.push_back({end, r.end, r.owner, r.logical + (end - r.start)});
+    }
+  }
+  reservations_ = std::move(kept);
+}
+
+absl::Status BitmapAllocator::Reserve(Transaction& tx, uint32_t owner,
+                                      uint64_t logical, uint64_t after) {
+  // One window at a time: while pieces of the last one are still to come
+  // (out of order), a second one would map the same blocks twice.
+  for (const Reservation& r : reservations_) {
+    if (r.owner == owner) return absl::OkStatus();
+  }
+  // The first free block from `after` on, past metadata (a group's
+  // superblock copy) but no further than the next group.
+  uint64_t start = after;
+  for (int groups = 0; groups < 2; ++groups) {
+    if (start < sb_.first_data_block || start >= sb_.blocks_count) {
+      return absl::OkStatus();
+    }
+    const uint64_t rel = start - sb_.first_data_block;
+    const auto group = static_cast<uint32_t>(rel / sb_.blocks_per_group);
+    const auto from = static_cast<uint32_t>(rel % sb_.blocks_per_group);
+    E4_ASSIGN_OR_RETURN(uint32_t free_at,
+                        FirstFreeInGroup(tx, group, from, owner));
+    start = sb_.group_first_block(group) + free_at;
+    if (free_at < BlocksInGroup(group)) break;
+  }
+  // Then the free blocks from there, across group boundaries while they run
+  // on (flex groups put one group's data right after the previous one's).
+  const uint64_t most = kReservationBytes / sb_.block_size();
+  uint64_t end = start;
+  while (end - start < most && end >= sb_.first_data_block &&
+         end < sb_.blocks_count) {
+    E4_ASSIGN_OR_RETURN(uint64_t run, FreeRunAt(tx, end, owner));
+    if (run == 0) break;
+    end += std::min(run, most - (end - start));
+  }
+  if (end == start) return absl::OkStatus();
+  if (reservations_.size() >= kMaxReservations) {
+    reservations_.erase(reservations_.begin());
+  }
+  reservations_.push_back({start, end, owner, logical});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> BitmapAllocator::FirstFreeInGroup(Transaction& tx,
+                                                           uint32_t group,
+                                                           uint32_t from,
+                                                           uint32_t owner) {
+  const uint32_t nbits = BlocksInGroup(group);
+  if (groups_[group].block_bitmap_bad || groups_[group].free_blocks == 0) {
+    return nbits;
+  }
+  E4_ASSIGN_OR_RETURN(format::GroupDescriptor gd, GetGroupLocked(tx, group));
+  auto bits = ReadBlockBitmap(tx, group, gd);
+  if (!bits.ok()) {
+    if (ErrnoOf(bits.status()) == EUCLEAN) return nbits;
+    return bits.status();
+  }
+  return FindBit(UsableBits(group, *bits, owner), from, nbits, false);
+}
+
+absl::StatusOr<uint64_t> BitmapAllocator::FreeRunAt(Transaction& tx,
+                                                    uint64_t block,
+                                                    uint32_t owner) {
+  const uint64_t rel = block - sb_.first_data_block;
+  const auto group = static_cast<uint32_t>(rel / sb_.blocks_per_group);
+  const auto from = static_cast<uint32_t>(rel % sb_.blocks_per_group);
+  if (groups_[group].block_bitmap_bad || groups_[group].free_blocks == 0) {
+    return 0;
+  }
+  E4_ASSIGN_OR_RETURN(format::GroupDescriptor gd, GetGroupLocked(tx, group));
+  auto bits = ReadBlockBitmap(tx, group, gd);
+  if (!bits.ok()) {
+    if (ErrnoOf(bits.status()) == EUCLEAN) return 0;
+    return bits.status();
+  }
+  const format::Bytes usable = UsableBits(group, *bits, owner);
+  return FindBit(usable, from, BlocksInGroup(group), true) - from;
+}
+
+void BitmapAllocator::DropReservations(uint32_t owner) {
+  absl::MutexLock lock(&mu_);
+  std::erase_if(reservations_,
+                [owner](const Reservation& r) { return r.owner == owner; });
+}
+
+uint64_t BitmapAllocator::reserved_blocks() const {
+  absl::MutexLock lock(&mu_);
+  uint64_t total = 0;
+  for (const Reservation& r : reservations_) total += r.end - r.start;
+  return total;
 }
 
 absl::Status BitmapAllocator::FreeBlocks(Transaction& tx, uint64_t first,
@@ -766,22 +928,26 @@ void BitmapAllocator::ReleaseFreed() {
   freed_.clear();
 }
 
-format::Bytes BitmapAllocator::WithFreedHeldBack(uint32_t group,
-                                                 format::Bytes bits) {
-  if (freed_.empty()) return bits;
+format::Bytes BitmapAllocator::UsableBits(uint32_t group, format::Bytes bits,
+                                          uint32_t owner) {
+  if (freed_.empty() && reservations_.empty()) return bits;
   const uint64_t first = sb_.group_first_block(group);
   const uint64_t end = first + BlocksInGroup(group);
   bool copied = false;
-  for (const FreedRun& run : freed_) {
-    const uint64_t from = std::max(run.start, first);
-    const uint64_t to = std::min(run.end, end);
-    if (from >= to) continue;
+  auto hold = [&](uint64_t start, uint64_t stop) {
+    const uint64_t from = std::max(start, first);
+    const uint64_t to = std::min(stop, end);
+    if (from >= to) return;
     if (!copied) {
       busy_scratch_.assign(bits.begin(), bits.end());
       copied = true;
     }
     SetBits(busy_scratch_, static_cast<uint32_t>(from - first),
             static_cast<uint32_t>(to - first));
+  };
+  for (const FreedRun& run : freed_) hold(run.start, run.end);
+  for (const Reservation& r : reservations_) {
+    if (r.owner != owner) hold(r.start, r.end);
   }
   return copied ? format::Bytes(busy_scratch_) : bits;
 }

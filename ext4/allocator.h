@@ -19,6 +19,13 @@
 // bigalloc is not supported for writing (e4fs mounts bigalloc read-only):
 // Create() refuses it, and every mutating call returns EOPNOTSUPP.
 //
+// Files that grow past 1 MiB get the blocks after their last allocation
+// reserved for them (up to 16 MiB; in memory, like the kernel's per-inode
+// preallocation): other allocations skip those blocks, and the file's next
+// pieces land there even when concurrent write-backs deliver them out of
+// order. A reservation ends with DropReservations (the file's last close),
+// when it is used up, when newer ones push it out, or when space runs short.
+//
 // Thread safety: every public method takes the allocator's own lock. The
 // Transaction passed in belongs to one writer at a time.
 #ifndef E4FS_EXT4_ALLOCATOR_H_
@@ -74,6 +81,17 @@ class BitmapAllocator final : public BlockAllocator {
   absl::StatusOr<BlockRun> AllocateBlocks(Transaction& tx, uint64_t goal,
                                           uint64_t count,
                                           bool use_reserve) override;
+  // AllocateBlocks for a file's data, using and renewing its reservation
+  // (see the top of this file).
+  absl::StatusOr<BlockRun> AllocateFileBlocks(Transaction& tx, uint32_t owner,
+                                              uint64_t logical, uint64_t goal,
+                                              uint64_t count,
+                                              bool use_reserve) override;
+  // Forgets the reservations of file `owner`.
+  void DropReservations(uint32_t owner);
+  // Blocks reserved for files now (for tests).
+  uint64_t reserved_blocks() const;
+
   // Returns [first, first + count) to the free pool. EUCLEAN, changing
   // nothing, when any block is already free, is metadata, or lies outside
   // the filesystem. The range may cross groups.
@@ -223,15 +241,40 @@ class BitmapAllocator final : public BlockAllocator {
   // Visits the groups from the goal for a run of `want` blocks (FindRun);
   // `any_run`: also groups with fewer free blocks, stopping at the first
   // group with any free run. True when a full run was found (in `best`).
+  // `owner`: the file allocating (0: none); other files' reservations count
+  // as used.
   absl::StatusOr<bool> SearchGroups(Transaction& tx, uint32_t goal_group,
                                     uint32_t goal_offset, uint32_t want,
-                                    bool any_run, Candidate& best)
+                                    bool any_run, uint32_t owner,
+                                    Candidate& best)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<BlockRun> AllocateLocked(Transaction& tx, uint64_t goal,
+                                          uint64_t count, bool use_reserve,
+                                          uint32_t owner)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes [first, first + count) from every reservation.
+  void Unreserve(uint64_t first, uint64_t count)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How many blocks from `block` on are free to `owner`, in block's group.
+  absl::StatusOr<uint64_t> FreeRunAt(Transaction& tx, uint64_t block,
+                                     uint32_t owner)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first block at or after `from` in `group` free to `owner`, or the
+  // group's size.
+  absl::StatusOr<uint32_t> FirstFreeInGroup(Transaction& tx, uint32_t group,
+                                            uint32_t from, uint32_t owner)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reserves for `owner`'s logical blocks from `logical` on the free blocks
+  // from the first free one at or after `after` (up to 16 MiB, up to the
+  // first block in use), unless the owner has a reservation still.
+  absl::Status Reserve(Transaction& tx, uint32_t owner, uint64_t logical,
+                       uint64_t after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MarkBlocksUsed(Transaction& tx, const Candidate& run)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The bitmap to search: `bits` itself, or a copy in busy_scratch_ with
-  // the held-back freed blocks of the group marked in use.
-  format::Bytes WithFreedHeldBack(uint32_t group, format::Bytes bits)
+  // the held-back freed blocks of the group and the blocks reserved for
+  // files other than `owner` marked in use.
+  format::Bytes UsableBits(uint32_t group, format::Bytes bits, uint32_t owner)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Inode group choice.
@@ -271,6 +314,15 @@ class BitmapAllocator final : public BlockAllocator {
   std::function<absl::Status()> commit_ ABSL_GUARDED_BY(mu_);
   std::vector<FreedRun> freed_ ABSL_GUARDED_BY(mu_);
   std::vector<uint8_t> busy_scratch_ ABSL_GUARDED_BY(mu_);
+  // Blocks [start, end) kept for file `owner`'s logical blocks from
+  // `logical` on, oldest first.
+  struct Reservation {
+    uint64_t start = 0;
+    uint64_t end = 0;
+    uint32_t owner = 0;
+    uint64_t logical = 0;
+  };
+  std::vector<Reservation> reservations_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ext4

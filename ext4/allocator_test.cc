@@ -748,6 +748,130 @@ TEST_F(AllocatorTest, GoalDirectedAndContiguous) {
   ExpectFsckClean(image);
 }
 
+// A file past 1 MiB keeps the blocks after its data: other allocations go
+// around them, and pieces of the file written out of order (concurrent
+// write-backs) still land in file order.
+TEST_F(AllocatorTest, FileReservationKeepsPiecesInOrder) {
+  Image image;
+  ASSERT_TRUE(image.Make("-t ext4 -b 4096 -g 8192", "256M"));
+  ASSERT_NO_FATAL_FAILURE(image.Open());
+  BitmapAllocator& alloc = image.alloc();
+  const format::Superblock& sb = image.sb();
+  Transaction tx(image.cache());
+  constexpr uint32_t kFile = 12, kOther = 13;
+  const uint64_t mib = (1 << 20) / sb.block_size();  // 256 blocks
+  const uint64_t goal = sb.group_first_block(3) + 100;
+
+  // Small files reserve nothing.
+  auto small = alloc.AllocateFileBlocks(tx, kOther, 0, goal, 4, false);
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(alloc.reserved_blocks(), 0u);
+  // The first MiB of the file: what follows is kept for it.
+  auto first =
+      alloc.AllocateFileBlocks(tx, kFile, 0, small->first + 4, mib, false);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->count, mib);
+  EXPECT_GT(alloc.reserved_blocks(), 4 * mib);
+  const uint64_t next = first->first + mib;
+  // Another allocation aimed right there (an extent tree block) goes around.
+  auto tree_block = alloc.AllocateBlocks(tx, first->first, 1, false);
+  ASSERT_TRUE(tree_block.ok());
+  EXPECT_GE(tree_block->first, next + alloc.reserved_blocks());
+  // The third MiB arrives before the second: both land in file order (the
+  // reservation places them by logical block, whatever goal comes with).
+  auto third = alloc.AllocateFileBlocks(tx, kFile, 2 * mib, 0, mib, false);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->first, next + mib);
+  auto second = alloc.AllocateFileBlocks(tx, kFile, mib, next, mib, false);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->first, next);
+  EXPECT_EQ(second->count, mib);
+  // The last close gives the rest back.
+  alloc.DropReservations(kFile);
+  EXPECT_EQ(alloc.reserved_blocks(), 0u);
+  auto after = alloc.AllocateBlocks(tx, next, 1, false);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->first, next + 2 * mib);  // right after the third MiB
+
+  for (const auto& r : {*small, *first, *tree_block, *third, *second, *after}) {
+    ASSERT_TRUE(alloc.FreeBlocks(tx, r.first, r.count).ok());
+  }
+  CommitWithSuperblock(image, tx);
+  image.Close();
+  ExpectFsckClean(image);
+}
+
+// A free run at the goal that ends with its group is handed out even when
+// short: the file goes on at the start of the next group, contiguous on
+// disk (flex groups keep their metadata elsewhere).
+TEST_F(AllocatorTest, RunEndingAtTheGroupsEndIsTakenShort) {
+  Image image;
+  ASSERT_TRUE(image.Make("-t ext4 -b 4096 -g 8192", "256M"));
+  ASSERT_NO_FATAL_FAILURE(image.Open());
+  BitmapAllocator& alloc = image.alloc();
+  const format::Superblock& sb = image.sb();
+  Transaction tx(image.cache());
+  // A group that starts with free blocks (no superblock copy, no metadata).
+  uint64_t next_group = 0;
+  for (uint32_t g = 2; g < sb.group_count() && next_group == 0; ++g) {
+    const uint64_t first = sb.group_first_block(g);
+    if (!alloc.IsBlockInUse(tx, first) && !alloc.IsBlockInUse(tx, first - 1)) {
+      next_group = first;
+    }
+  }
+  ASSERT_NE(next_group, 0u);
+  auto tail = alloc.AllocateBlocks(tx, next_group - 10, 50, false);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_EQ(tail->first, next_group - 10);
+  EXPECT_EQ(tail->count, 10u);
+  auto rest = alloc.AllocateBlocks(tx, next_group, 40, false);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->first, next_group);
+  EXPECT_EQ(rest->count, 40u);
+  // A goal inside the group, with a long enough run after it: the full run.
+  auto full = alloc.AllocateBlocks(tx, next_group - 100, 50, false);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->first, next_group - 100);
+  EXPECT_EQ(full->count, 50u);
+  for (const auto& r : {*tail, *rest, *full}) {
+    ASSERT_TRUE(alloc.FreeBlocks(tx, r.first, r.count).ok());
+  }
+  CommitWithSuperblock(image, tx);
+  image.Close();
+  ExpectFsckClean(image);
+}
+
+// Reservations are wishes: when space runs short they are given up.
+TEST_F(AllocatorTest, ReservationsYieldWhenSpaceIsShort) {
+  Image image;
+  ASSERT_TRUE(image.Make("-t ext4 -b 4096 -g 1024", "16M"));
+  ASSERT_NO_FATAL_FAILURE(image.Open());
+  BitmapAllocator& alloc = image.alloc();
+  const format::Superblock& sb = image.sb();
+  Transaction tx(image.cache());
+  const uint64_t mib = (1 << 20) / sb.block_size();
+  auto file = alloc.AllocateFileBlocks(tx, 12, 0, 0, mib, false);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_GT(alloc.reserved_blocks(), 0u);
+  std::vector<BlockRun> taken = {*file};
+  while (true) {
+    auto run = alloc.AllocateBlocks(tx, 0, 64, true);
+    if (!run.ok()) {
+      EXPECT_EQ(ErrnoOf(run.status()), ENOSPC) << run.status();
+      break;
+    }
+    taken.push_back(*run);
+  }
+  EXPECT_EQ(alloc.free_blocks(), 0u);
+  EXPECT_EQ(alloc.reserved_blocks(), 0u);
+  for (const BlockRun& r : taken) {
+    ASSERT_TRUE(alloc.FreeBlocks(tx, r.first, r.count).ok());
+  }
+  CommitWithSuperblock(image, tx);
+  image.Close();
+  ExpectFsckClean(image);
+}
+
 TEST_F(AllocatorTest, FlexGoalsSkipTheFlexGroupsMetadata) {
   Image image;
   ASSERT_TRUE(image.Make("-t ext4 -b 4096 -g 1024 -G 4", "128M"));

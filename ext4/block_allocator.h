@@ -26,6 +26,18 @@ class BlockAllocator {
   virtual absl::StatusOr<BlockRun> AllocateBlocks(Transaction& tx,
                                                   uint64_t goal, uint64_t count,
                                                   bool use_reserve) = 0;
+  // Data blocks for logical blocks [logical, logical + count) of file
+  // `owner` (an inode number): as AllocateBlocks. An allocator may keep the
+  // blocks that follow reserved for the same file (in memory only), so that
+  // a file written in pieces, or out of order by concurrent write-backs,
+  // stays contiguous.
+  virtual absl::StatusOr<BlockRun> AllocateFileBlocks(
+      Transaction& tx, uint32_t owner, uint64_t logical, uint64_t goal,
+      uint64_t count, bool use_reserve) {
+    (void)owner;
+    (void)logical;
+    return AllocateBlocks(tx, goal, count, use_reserve);
+  }
   // Returns blocks to the free pool. EUCLEAN if any is already free or is
   // filesystem metadata.
   virtual absl::Status FreeBlocks(Transaction& tx, uint64_t first,

@@ -259,7 +259,10 @@ absl::StatusOr<BlockMapping> ExtentTree::MapForWrite(Transaction& tx,
       near = prev.physical + (cur - prev.logical);
     }
     E4_ASSIGN_OR_RETURN(
-        BlockRun run, allocator_.AllocateBlocks(tx, near, want, use_reserve_));
+        BlockRun run,
+        owner_ != 0 ? allocator_.AllocateFileBlocks(tx, owner_, cur, near, want,
+                                                    use_reserve_)
+                    : allocator_.AllocateBlocks(tx, near, want, use_reserve_));
     if (run.count == 0 || run.count > want || run.first == 0 ||
         run.first > format::kMaxExtentPhysicalBlock - run.count) {
       if (run.count != 0) (void)allocator_.FreeBlocks(tx, run.first, run.count);

@@ -56,6 +56,9 @@ class ExtentTree {
 
   // Whether the allocator may dip into the root reserve (default: no).
   void set_use_reserve(bool use_reserve) { use_reserve_ = use_reserve; }
+  // The inode the tree belongs to: its data blocks are allocated with
+  // AllocateFileBlocks (0, the default: plain AllocateBlocks).
+  void set_owner(uint32_t ino) { owner_ = ino; }
 
   // The mapping of `logical`, read through the transaction (so it sees this
   // transaction's own changes). Holes have physical 0 and run up to the next
@@ -158,6 +161,7 @@ class ExtentTree {
   const uint32_t seed_;
   BlockAllocator& allocator_;
   bool use_reserve_ = false;
+  uint32_t owner_ = 0;
 };
 
 }  // namespace ext4

@@ -15,6 +15,7 @@ class ExtentBlocks final : public FileBlocks {
   void set_use_reserve(bool use_reserve) override {
     tree_.set_use_reserve(use_reserve);
   }
+  void set_owner(uint32_t ino) override { tree_.set_owner(ino); }
   absl::StatusOr<BlockMapping> Map(Transaction& tx, uint64_t logical) override {
     return tree_.Map(tx, logical);
   }
@@ -61,6 +62,7 @@ class IndirectBlocks final : public FileBlocks {
   void set_use_reserve(bool use_reserve) override {
     tree_.set_use_reserve(use_reserve);
   }
+  void set_owner(uint32_t) override {}
   absl::StatusOr<BlockMapping> Map(Transaction& tx, uint64_t logical) override {
     return tree_.Map(tx, logical);
   }

@@ -34,6 +34,9 @@ class FileBlocks {
   // unwritten state: asking for one is EOPNOTSUPP, as the kernel answers
   // fallocate on such files.
   virtual void set_use_reserve(bool use_reserve) = 0;
+  // The inode whose map this is, for allocation that keeps its data
+  // contiguous (extent maps; indirect maps allocate as before).
+  virtual void set_owner(uint32_t ino) = 0;
   virtual absl::StatusOr<BlockMapping> Map(Transaction& tx,
                                            uint64_t logical) = 0;
   virtual absl::StatusOr<BlockMapping> MapForWrite(Transaction& tx,

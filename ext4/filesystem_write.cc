@@ -318,8 +318,11 @@ absl::StatusOr<FilesystemImpl::InodeHandle> FilesystemImpl::NewInode(
 }
 
 std::unique_ptr<FileBlocks> FilesystemImpl::BlocksOf(InCoreInode& node) {
-  return FileBlocks::For(node.inode, sb_.block_size(), sb_.metadata_csum(),
-                         node.checksum_seed, *allocator_);
+  std::unique_ptr<FileBlocks> blocks =
+      FileBlocks::For(node.inode, sb_.block_size(), sb_.metadata_csum(),
+                      node.checksum_seed, *allocator_);
+  blocks->set_owner(node.ino);
+  return blocks;
 }
 
 bool FilesystemImpl::HasBlockMap(const InCoreInode& node) const {
@@ -827,6 +830,8 @@ absl::Status FilesystemImpl::Release(InodeNumber ino) {
     if (--it->second > 0) return absl::OkStatus();
     open_counts_.erase(it);
   }
+  // The file's last writer went: blocks kept for its growth go back.
+  if (allocator_ != nullptr) allocator_->DropReservations(ino);
   return FreeIfUnreferenced(ino);
 }
 
