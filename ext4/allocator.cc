@@ -27,8 +27,11 @@ constexpr uint32_t kFlexSizeDirAllocScheme = 4;
 // that out-of-order pieces still find their place.
 constexpr uint64_t kReserveFromBytes = uint64_t{1} << 20;
 constexpr uint64_t kReservationBytes = uint64_t{16} << 20;
-// Reservations kept at once; the oldest goes first.
+// Reservations kept at once, and for one file; the oldest goes first.
 constexpr size_t kMaxReservations = 64;
+constexpr size_t kMaxReservationsPerFile = 16;
+// A window is at most this many runs of free blocks.
+constexpr int kMaxPiecesPerWindow = 4;
 
 bool TestBit(format::Bytes bits, uint32_t i) {
   return ((bits[i >> 3] >> (i & 7)) & 1) != 0;
@@ -643,15 +646,24 @@ absl::StatusOr<BlockRun> BitmapAllocator::AllocateFileBlocks(
     uint64_t count, bool use_reserve) {
   absl::MutexLock lock(&mu_);
   // Inside the file's reservation, each logical block has its place: the
-  // piece goes there whatever order the pieces come in.
+  // piece goes there whatever order the pieces come in. Past it, the place
+  // the reservation's mapping extends to (a piece that overtook the ones
+  // still to fill the reservation must leave them their room).
+  const Reservation* covering = nullptr;
+  const Reservation* behind = nullptr;
   for (const Reservation& r : reservations_) {
-    if (owner == 0 || r.owner != owner || logical < r.logical ||
-        logical - r.logical >= r.end - r.start) {
-      continue;
+    if (owner == 0 || r.owner != owner || logical < r.logical) continue;
+    if (logical - r.logical < r.end - r.start) {
+      covering = &r;
+      break;
     }
-    goal = r.start + (logical - r.logical);
-    count = std::min(count, r.end - goal);
-    break;
+    if (behind == nullptr || r.logical > behind->logical) behind = &r;
+  }
+  if (covering != nullptr) {
+    goal = covering->start + (logical - covering->logical);
+    count = std::min(count, covering->end - goal);
+  } else if (behind != nullptr) {
+    goal = behind->start + (logical - behind->logical);
   }
   E4_ASSIGN_OR_RETURN(BlockRun run,
                       AllocateLocked(tx, goal, count, use_reserve, owner));
@@ -754,41 +766,62 @@ void BitmapAllocator::Unreserve(uint64_t first, uint64_t count) {
 
 absl::Status BitmapAllocator::Reserve(Transaction& tx, uint32_t owner,
                                       uint64_t logical, uint64_t after) {
-  // One window at a time: while pieces of the last one are still to come
-  // (out of order), a second one would map the same blocks twice.
+  size_t mine = 0;
   for (const Reservation& r : reservations_) {
-    if (r.owner == owner) return absl::OkStatus();
+    if (r.owner != owner) continue;
+    // What comes next has its place already, or is to come after blocks
+    // still reserved (pieces delivered out of order).
+    if (r.logical + (r.end - r.start) > logical) return absl::OkStatus();
+    ++mine;
   }
-  // The first free block from `after` on, past metadata (a group's
-  // superblock copy) but no further than the next group.
-  uint64_t start = after;
-  for (int groups = 0; groups < 2; ++groups) {
-    if (start < sb_.first_data_block || start >= sb_.blocks_count) {
-      return absl::OkStatus();
-    }
-    const uint64_t rel = start - sb_.first_data_block;
-    const auto group = static_cast<uint32_t>(rel / sb_.blocks_per_group);
-    const auto from = static_cast<uint32_t>(rel % sb_.blocks_per_group);
-    E4_ASSIGN_OR_RETURN(uint32_t free_at,
-                        FirstFreeInGroup(tx, group, from, owner));
-    start = sb_.group_first_block(group) + free_at;
-    if (free_at < BlocksInGroup(group)) break;
+  if (mine >= kMaxReservationsPerFile) {
+    // Pieces that never came (a file written with gaps): the oldest goes.
+    reservations_.erase(std::find_if(
+        reservations_.begin(), reservations_.end(),
+        [owner](const Reservation& r) { return r.owner == owner; }));
   }
-  // Then the free blocks from there, across group boundaries while they run
-  // on (flex groups put one group's data right after the previous one's).
+  // The blocks are searched as anyone else sees them: the file's own older
+  // reservations are not to be mapped twice.
+  constexpr uint32_t kNobody = 0;
+  // The next 16 MiB of the file, in pieces where used blocks (a group's
+  // superblock copy, other files) interrupt the free space: every logical
+  // block of the window gets a place, so that no piece has to guess.
   const uint64_t most = kReservationBytes / sb_.block_size();
-  uint64_t end = start;
-  while (end - start < most && end >= sb_.first_data_block &&
-         end < sb_.blocks_count) {
-    E4_ASSIGN_OR_RETURN(uint64_t run, FreeRunAt(tx, end, owner));
-    if (run == 0) break;
-    end += std::min(run, most - (end - start));
+  uint64_t pos = after;
+  uint64_t mapped = 0;
+  for (int pieces = 0; pieces < kMaxPiecesPerWindow && mapped < most;
+       ++pieces) {
+    // The first free block from pos on, no further than the next group.
+    uint64_t start = pos;
+    for (int groups = 0; groups < 2; ++groups) {
+      if (start < sb_.first_data_block || start >= sb_.blocks_count) {
+        return absl::OkStatus();
+      }
+      const uint64_t rel = start - sb_.first_data_block;
+      const auto group = static_cast<uint32_t>(rel / sb_.blocks_per_group);
+      const auto from = static_cast<uint32_t>(rel % sb_.blocks_per_group);
+      E4_ASSIGN_OR_RETURN(uint32_t free_at,
+                          FirstFreeInGroup(tx, group, from, kNobody));
+      start = sb_.group_first_block(group) + free_at;
+      if (free_at < BlocksInGroup(group)) break;
+    }
+    // The free blocks from there, across group boundaries while they run
+    // on (flex groups put one group's data right after the previous one's).
+    uint64_t end = start;
+    while (mapped + (end - start) < most && end >= sb_.first_data_block &&
+           end < sb_.blocks_count) {
+      E4_ASSIGN_OR_RETURN(uint64_t run, FreeRunAt(tx, end, kNobody));
+      if (run == 0) break;
+      end += std::min(run, most - mapped - (end - start));
+    }
+    if (end == start) return absl::OkStatus();
+    if (reservations_.size() >= kMaxReservations) {
+      reservations_.erase(reservations_.begin());
+    }
+    reservations_.push_back({start, end, owner, logical + mapped});
+    mapped += end - start;
+    pos = end;
   }
-  if (end == start) return absl::OkStatus();
-  if (reservations_.size() >= kMaxReservations) {
-    reservations_.erase(reservations_.begin());
-  }
-  reservations_.push_back({start, end, owner, logical});
   return absl::OkStatus();
 }
 

@@ -266,7 +266,8 @@ class BitmapAllocator final : public BlockAllocator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reserves for `owner`'s logical blocks from `logical` on the free blocks
   // from the first free one at or after `after` (up to 16 MiB, up to the
-  // first block in use), unless the owner has a reservation still.
+  // first block in use or reserved), unless the owner has blocks reserved
+  // for `logical` or beyond.
   absl::Status Reserve(Transaction& tx, uint32_t owner, uint64_t logical,
                        uint64_t after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MarkBlocksUsed(Transaction& tx, const Candidate& run)
