@@ -154,6 +154,11 @@ absl::Status Filesystem::RemoveXattr(InodeNumber, std::string_view) {
 absl::Status Filesystem::Sync(InodeNumber, bool) { return absl::OkStatus(); }
 absl::Status Filesystem::SyncAll() { return absl::OkStatus(); }
 absl::Status Filesystem::ForgetAll() { return absl::OkStatus(); }
+absl::Status Filesystem::ReadInPlace(
+    InodeNumber, uint64_t, size_t,
+    absl::FunctionRef<absl::Status(std::span<const ReadPiece>)>) {
+  return ErrnoError(EOPNOTSUPP, "no in-place reads");
+}
 absl::Status Filesystem::OpenFile(InodeNumber) { return absl::OkStatus(); }
 absl::Status Filesystem::Release(InodeNumber) { return absl::OkStatus(); }
 

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "ext4/errno_status.h"
@@ -157,6 +158,20 @@ class Filesystem {
   // unwritten extents read as zeros. EISDIR for a directory.
   virtual absl::StatusOr<size_t> Read(InodeNumber ino, uint64_t offset,
                                       std::span<uint8_t> out) = 0;
+  // Where up to `size` bytes at `offset` lie: pieces of a descriptor (the
+  // image's) or zeros (fd -1), fewer bytes at end of file. `consume` runs
+  // with the blocks held (no write may free and reuse them meanwhile): a
+  // FUSE server replies with the pieces spliced, not copied. EOPNOTSUPP
+  // when the data is not in a descriptor as it is (inline data, a device
+  // without one): use Read.
+  struct ReadPiece {
+    int fd = -1;
+    uint64_t offset = 0;
+    size_t length = 0;
+  };
+  virtual absl::Status ReadInPlace(
+      InodeNumber ino, uint64_t offset, size_t size,
+      absl::FunctionRef<absl::Status(std::span<const ReadPiece>)> consume);
   // Lists entries from `cookie` (0 = the start, "." and ".." included),
   // calling `emit` for each until it returns false or the directory ends.
   virtual absl::Status ReadDir(

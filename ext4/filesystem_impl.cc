@@ -382,6 +382,65 @@ absl::StatusOr<size_t> FilesystemImpl::Read(InodeNumber ino, uint64_t offset,
   return read;
 }
 
+absl::Status FilesystemImpl::ReadInPlace(
+    InodeNumber ino, uint64_t offset, size_t size,
+    absl::FunctionRef<absl::Status(std::span<const ReadPiece>)> consume) {
+  uint64_t base = 0;
+  const int fd = device_->DescriptorFor(&base);
+  if (fd < 0) return ErrnoError(EOPNOTSUPP, "the device has no descriptor");
+  absl::ReaderMutexLock lock(&mu_);
+  E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));
+  const format::Inode& inode = handle->inode;
+  if (S_ISDIR(inode.mode)) return ErrnoError(EISDIR, "is a directory");
+  if (!S_ISREG(inode.mode)) return ErrnoError(EINVAL, "not a regular file");
+  if (inode.flags & format::kInodeFlagInlineData) {
+    return ErrnoError(EOPNOTSUPP, "inline data");
+  }
+  thread_local std::vector<ReadPiece> pieces;
+  pieces.clear();
+  if (offset < inode.size && size > 0) {
+    const size_t total =
+        static_cast<size_t>(std::min<uint64_t>(size, inode.size - offset));
+    const uint32_t block_size = sb_.block_size();
+    const uint64_t device_size = device_->Size();
+    std::unique_ptr<FileMap> map =
+        MakeFileMap(inode, blocks_, sb_.metadata_csum(), handle->checksum_seed);
+    size_t done = 0;
+    while (done < total) {
+      const uint64_t position = offset + done;
+      const uint32_t within = static_cast<uint32_t>(position % block_size);
+      auto mapping = map->Map(position / block_size);
+      if (!mapping.ok()) return Report(mapping.status(), ino);
+      const uint64_t run = mapping->length * block_size - within;
+      const size_t chunk =
+          static_cast<size_t>(std::min<uint64_t>(run, total - done));
+      ReadPiece piece{.length = chunk};
+      if (mapping->physical != 0 && !mapping->unwritten) {
+        const uint64_t at = mapping->physical * block_size + within;
+        // A map pointing past the image is corrupt (a splice would come
+        // back short).
+        if (mapping->physical > device_size / block_size || at > device_size ||
+            chunk > device_size - at) {
+          return Report(Corrupt(absl::StrCat("data block ", mapping->physical,
+                                             " past the end of the image")),
+                        ino);
+        }
+        piece.fd = fd;
+        piece.offset = base + at;
+      }
+      if (!pieces.empty() && pieces.back().fd == piece.fd &&
+          (piece.fd < 0 ||
+           pieces.back().offset + pieces.back().length == piece.offset)) {
+        pieces.back().length += chunk;  // contiguous: one piece
+      } else {
+        pieces.push_back(piece);
+      }
+      done += chunk;
+    }
+  }
+  return consume(pieces);
+}
+
 absl::StatusOr<std::string> FilesystemImpl::ReadLink(InodeNumber ino) {
   absl::ReaderMutexLock lock(&mu_);
   E4_ASSIGN_OR_RETURN(InodeHandle handle, GetInode(ino));

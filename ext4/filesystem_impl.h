@@ -120,6 +120,10 @@ class FilesystemImpl final : public Filesystem {
   absl::Status RemoveXattr(InodeNumber ino, std::string_view name) override;
   absl::Status Sync(InodeNumber ino, bool data_only) override;
   absl::Status SyncAll() override;
+  absl::Status ReadInPlace(
+      InodeNumber ino, uint64_t offset, size_t size,
+      absl::FunctionRef<absl::Status(std::span<const ReadPiece>)> consume)
+      override;
   absl::Status OpenFile(InodeNumber ino) override;
   absl::Status Release(InodeNumber ino) override;
 

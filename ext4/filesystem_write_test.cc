@@ -2,6 +2,7 @@
 // what the FUSE-level tests cannot reach quickly (65,000 subdirectories,
 // orphans across the last release, unnamed files, a full filesystem), each
 // ending with e2fsck -fn clean.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <array>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -467,6 +469,80 @@ TEST_F(FilesystemWriteTest, IndirectWriteLeavesNoStaleBytesPastTheEnd) {
   for (size_t i = 0; i < want.size(); ++i) {
     ASSERT_EQ(back[i], want[i]) << "first wrong byte at " << i;
   }
+  ExpectClean();
+}
+
+// In-place reads (what a FUSE server splices) describe exactly the bytes
+// Read copies: data runs of the image, zeros for holes and unwritten
+// extents, nothing past the end; inline data is left to Read.
+TEST_F(FilesystemWriteTest, ReadInPlaceMatchesRead) {
+  for (const char* args : {"-O inline_data", "-t ext2"}) {
+    SCOPED_TRACE(args);
+    Make(args, "64M");
+    auto file = fs_->Create(kRootInode, "f", 0644, root_);
+    ASSERT_TRUE(file.ok());
+    std::vector<uint8_t> data(300000);
+    for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i * 7 + 3);
+    ASSERT_TRUE(fs_->Write(file->ino, 0, data, root_).ok());
+    ASSERT_TRUE(fs_->Write(file->ino, 1000000, data, root_).ok());  // hole
+    const int image_fd = open(image_.c_str(), O_RDONLY);
+    ASSERT_GE(image_fd, 0);
+    const uint64_t size = 1300000;
+    for (const auto& [offset, length] :
+         std::vector<std::pair<uint64_t, size_t>>{{0, 4096},
+                                                  {123, 1032192},
+                                                  {290000, 800000},
+                                                  {1299000, 1032192},
+                                                  {size, 4096}}) {
+      std::vector<uint8_t> copied(length);
+      auto n = fs_->Read(file->ino, offset, copied);
+      ASSERT_TRUE(n.ok()) << n.status();
+      copied.resize(*n);
+      std::vector<uint8_t> in_place;
+      absl::Status s = fs_->ReadInPlace(
+          file->ino, offset, length,
+          [&](std::span<const Filesystem::ReadPiece> pieces) {
+            for (const Filesystem::ReadPiece& piece : pieces) {
+              std::vector<uint8_t> bytes(piece.length, 0);
+              if (piece.fd >= 0) {
+                EXPECT_EQ(pread(piece.fd, bytes.data(), bytes.size(),
+                                static_cast<off_t>(piece.offset)),
+                          static_cast<ssize_t>(bytes.size()));
+              }
+              in_place.insert(in_place.end(), bytes.begin(), bytes.end());
+            }
+            return absl::OkStatus();
+          });
+      ASSERT_TRUE(s.ok()) << s;
+      EXPECT_EQ(in_place, copied) << "at " << offset << "+" << length;
+    }
+    close(image_fd);
+    // Directories are not read in place.
+    auto consume = [](std::span<const Filesystem::ReadPiece>) {
+      return absl::OkStatus();
+    };
+    EXPECT_EQ(ErrnoOf(fs_->ReadInPlace(kRootInode, 0, 10, consume)), EISDIR);
+    ExpectClean();
+  }
+}
+
+// A file whose data is inline (made so by mke2fs -d) is left to Read.
+TEST_F(FilesystemWriteTest, InlineDataIsNotReadInPlace) {
+  const std::string source = dir_ + "/src";
+  ASSERT_EQ(mkdir(source.c_str(), 0755), 0);
+  ASSERT_EQ(std::system(
+                ("printf twenty-bytes-of-data > " + source + "/tiny").c_str()),
+            0);
+  Make("-O inline_data -d " + source, "64M");
+  auto tiny = fs_->Lookup(kRootInode, "tiny");
+  ASSERT_TRUE(tiny.ok()) << tiny.status();
+  auto consume = [](std::span<const Filesystem::ReadPiece>) {
+    return absl::OkStatus();
+  };
+  EXPECT_EQ(ErrnoOf(fs_->ReadInPlace(*tiny, 0, 20, consume)), EOPNOTSUPP);
+  std::vector<uint8_t> back(20);
+  ASSERT_EQ(*fs_->Read(*tiny, 0, back), 20u);
+  EXPECT_EQ(std::string(back.begin(), back.end()), "twenty-bytes-of-data");
   ExpectClean();
 }
 

@@ -28,6 +28,13 @@ class BlockDevice {
   // Size in bytes.
   virtual uint64_t Size() const = 0;
   virtual bool read_only() const = 0;
+  // A device over a file or block device: its descriptor and where device
+  // offset 0 lies in it, so that callers may hand reads to the kernel
+  // (splice) instead of copying them. -1 for devices with no descriptor.
+  virtual int DescriptorFor(uint64_t* file_offset_of_zero) const {
+    (void)file_offset_of_zero;
+    return -1;
+  }
 };
 
 // A file or block device opened by path. `offset` is where the filesystem

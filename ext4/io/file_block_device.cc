@@ -24,6 +24,11 @@ class FileBlockDevice final : public BlockDevice {
       : fd_(fd), read_only_(read_only), offset_(offset), size_(size) {}
   ~FileBlockDevice() override { close(fd_); }
 
+  int DescriptorFor(uint64_t* file_offset_of_zero) const override {
+    *file_offset_of_zero = offset_;
+    return fd_;
+  }
+
   absl::Status ReadAt(uint64_t offset, std::span<uint8_t> out) override {
     if (offset > size_ || out.size() > size_ - offset) {
       return ErrnoError(
