@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <limits>
 #include <memory>
@@ -235,6 +236,7 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // libfuse has already lowered max_write to what its buffers hold.
   conn->max_write = std::min(conn->max_write, static_cast<unsigned>(kMaxWrite));
   conn->time_gran = 1;  // ext4 keeps nanoseconds (with extra_isize)
+  if (self.options().max_read != 0) conn->max_read = self.options().max_read;
 }
 
 // Called once the session ends (unmount, a signal, or a lost connection):
@@ -380,6 +382,37 @@ void Open(fuse_req_t req, fuse_ino_t node, fuse_file_info* fi) {
   }
 }
 
+// Replies to a read with the pieces ReadInPlace found: descriptor ranges
+// (spliced when the kernel and the pipe allow, else read by libfuse) and
+// zeros.
+void ReplyPieces(fuse_req_t req,
+                 std::span<const ext4::Filesystem::ReadPiece> pieces) {
+  if (pieces.empty()) {
+    fuse_reply_buf(req, nullptr, 0);
+    return;
+  }
+  thread_local std::vector<unsigned char> storage;
+  thread_local std::vector<char> zeros;
+  storage.assign(offsetof(fuse_bufvec, buf) + pieces.size() * sizeof(fuse_buf),
+                 0);
+  auto* vec = reinterpret_cast<fuse_bufvec*>(storage.data());
+  vec->count = pieces.size();
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    fuse_buf& buf = vec->buf[i];
+    buf.size = pieces[i].length;
+    if (pieces[i].fd >= 0) {
+      buf.flags =
+          static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+      buf.fd = pieces[i].fd;
+      buf.pos = static_cast<off_t>(pieces[i].offset);
+    } else {
+      if (zeros.size() < pieces[i].length) zeros.resize(pieces[i].length, 0);
+      buf.mem = zeros.data();
+    }
+  }
+  fuse_reply_data(req, vec, FUSE_BUF_SPLICE_MOVE);
+}
+
 void Read(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
           fuse_file_info*) {
   Adapter& self = Self(req);
@@ -389,6 +422,19 @@ void Read(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
     return;
   }
   self.readahead_window().Apply();  // for files opened before
+  // The data where it lies in the image, handed to libfuse to splice into
+  // the reply (one copy, in the kernel) while the engine holds the blocks.
+  absl::Status in_place = self.fs().ReadInPlace(
+      ino, static_cast<uint64_t>(off), size,
+      [&](std::span<const ext4::Filesystem::ReadPiece> pieces) {
+        ReplyPieces(req, pieces);
+        return absl::OkStatus();
+      });
+  if (in_place.ok()) return;
+  if (ext4::ErrnoOf(in_place) != EOPNOTSUPP) {
+    self.ReplyError(req, in_place, ino, "read");
+    return;
+  }
   // One buffer per worker thread, as large as the largest read it served.
   thread_local std::vector<uint8_t> buffer;
   if (buffer.size() < size) buffer.resize(size);

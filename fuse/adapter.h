@@ -50,6 +50,9 @@ struct AdapterOptions {
   // (FUSE_CAP_WRITEBACK_CACHE). Safe because this server is the only writer
   // of the image; the kernel then keeps sizes and mtimes of open files.
   bool writeback_cache = true;
+  // The max_read= the mount was given (libfuse insists the INIT reply
+  // repeats it); 0 leaves libfuse's value.
+  unsigned max_read = 0;
 };
 
 class Adapter {

@@ -341,6 +341,17 @@ std::string EscapeOptionValue(const std::string& value) {
   return out;
 }
 
+unsigned MaxRead(const ServerOptions& options) {
+  constexpr std::string_view kKey = "max_read=";
+  for (const std::string& option : options.fuse_options) {
+    if (std::string_view(option).substr(0, kKey.size()) != kKey) continue;
+    unsigned value = 0;
+    if (!absl::SimpleAtoi(option.substr(kKey.size()), &value)) return 0;
+    return value;
+  }
+  return kDefaultMaxRead;
+}
+
 std::vector<std::string> LibfuseArguments(const ServerOptions& options,
                                           bool read_only) {
   std::vector<std::string> list;
@@ -349,6 +360,9 @@ std::vector<std::string> LibfuseArguments(const ServerOptions& options,
   }
   if (!HasOption(options, "fsname=")) {
     list.push_back(absl::StrCat("fsname=", EscapeOptionValue(options.image)));
+  }
+  if (!HasOption(options, "max_read=")) {
+    list.push_back(absl::StrCat("max_read=", kDefaultMaxRead));
   }
   // libfuse turns "ro" into MS_RDONLY on the kernel mount.
   list.push_back(read_only ? "ro" : "rw");

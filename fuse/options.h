@@ -25,6 +25,12 @@ inline constexpr char kVersion[] = "0.1.0";
 inline constexpr int kExitUsage = 1;
 inline constexpr int kExitMountFailed = 2;
 
+// Reads of at most 252 pages (1008 KiB) unless max_read= says otherwise: a
+// reply fits, with its header and libfuse's slack, in the 1 MiB pipe an
+// unprivileged process may have, so that it is spliced from the image
+// rather than copied twice.
+inline constexpr unsigned kDefaultMaxRead = 252 * 4096;
+
 struct ServerOptions {
   enum class Action { kMount, kHelp, kVersion };
   Action action = Action::kMount;
@@ -57,9 +63,9 @@ struct ServerOptions {
   double negative_timeout = 86400;
 
   // The kernel's readahead window for the mount in KiB (needs root; see
-  // readahead_window.h); 0 leaves the kernel's default. 1 MiB is the
-  // largest READ request (max_write), so a window of one request.
-  unsigned readahead_kb = 1024;
+  // readahead_window.h); 0 leaves the kernel's default. The largest READ
+  // request by default: a window of one request.
+  unsigned readahead_kb = kDefaultMaxRead / 1024;
 
   // The multi-threaded loop; 0 keeps libfuse's default.
   unsigned max_threads = 0;
@@ -89,6 +95,10 @@ std::string UsageText();
 // subtype, fsname, ro or rw (as the engine actually mounted), allow_other and
 // default_permissions where asked for, and every forwarded option; "-d" when
 // debugging.
+// The largest read the kernel sends: max_read= as given (0 when it cannot
+// be read), else kDefaultMaxRead, which LibfuseArguments() then passes.
+unsigned MaxRead(const ServerOptions& options);
+
 std::vector<std::string> LibfuseArguments(const ServerOptions& options,
                                           bool read_only);
 

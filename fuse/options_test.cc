@@ -132,7 +132,7 @@ TEST(OptionsTest, TimeoutsAndThreads) {
 }
 
 TEST(OptionsTest, ReadaheadWindow) {
-  EXPECT_EQ(ParseOk({"i", "m"}).readahead_kb, 1024u);
+  EXPECT_EQ(ParseOk({"i", "m"}).readahead_kb, 1008u);  // one max_read
   EXPECT_EQ(ParseOk({"i", "m", "-o", "readahead_kb=0"}).readahead_kb, 0u);
   EXPECT_EQ(ParseOk({"i", "m", "-o", "readahead_kb=4096"}).readahead_kb, 4096u);
   EXPECT_NE(ParseError({"i", "m", "-o", "readahead_kb=-1"}), "");
@@ -197,20 +197,27 @@ TEST(OptionsTest, LibfuseArgumentsReadOnly) {
   ServerOptions opts = ParseOk({"/img,1", "/mnt", "-o", "ro,dev,suid"});
   EXPECT_EQ(LibfuseArguments(opts, /*read_only=*/true),
             (std::vector<std::string>{
-                "e4fs", "-o", "subtype=e4fs,fsname=/img\\,1,ro,dev,suid"}));
+                "e4fs", "-o",
+                "subtype=e4fs,fsname=/img\\,1,max_read=1032192,ro,dev,suid"}));
 }
 
 TEST(OptionsTest, LibfuseArgumentsAllowOther) {
   ServerOptions opts =
       ParseOk({"img", "mnt", "-o", "allow_other,fsname=mine", "-d"});
-  EXPECT_EQ(LibfuseArguments(opts, /*read_only=*/true),
-            (std::vector<std::string>{
-                "e4fs", "-o",
-                "subtype=e4fs,ro,allow_other,default_permissions,debug,"
-                "fsname=mine"}));
+  EXPECT_EQ(
+      LibfuseArguments(opts, /*read_only=*/true),
+      (std::vector<std::string>{"e4fs", "-o",
+                                "subtype=e4fs,max_read=1032192,ro,allow_other,"
+                                "default_permissions,debug,fsname=mine"}));
   opts = ParseOk({"img", "mnt", "-o", "allow_other,fakeroot"});
   EXPECT_EQ(LibfuseArguments(opts, /*read_only=*/false)[2],
-            "subtype=e4fs,fsname=img,rw,allow_other");
+            "subtype=e4fs,fsname=img,max_read=1032192,rw,allow_other");
+  // A max_read= given is passed as it is, and is what INIT answers.
+  opts = ParseOk({"img", "mnt", "-o", "max_read=65536"});
+  EXPECT_EQ(LibfuseArguments(opts, /*read_only=*/false)[2],
+            "subtype=e4fs,fsname=img,rw,max_read=65536");
+  EXPECT_EQ(MaxRead(opts), 65536u);
+  EXPECT_EQ(MaxRead(ParseOk({"img", "mnt"})), kDefaultMaxRead);
 }
 
 TEST(OptionsTest, UsageMentionsEveryOwnOption) {

@@ -214,6 +214,7 @@ int Serve(ServerOptions options) {
   adapter_options.posix_acl = adapter_options.default_permissions;
   adapter_options.fakeroot = options.fakeroot;
   adapter_options.writeback_cache = options.writeback_cache;
+  adapter_options.max_read = MaxRead(options);
   Adapter adapter(**fs, adapter_options);
 
   {

@@ -151,9 +151,9 @@ fi
 check_confined "$server" "$nobody_uid" "root, default"
 workload "$mnt" || fail "root, default: the workload failed"
 # The server opened the mount's readahead setting before the sandbox and
-# widened it at the first open (readahead_kb, 1024 by default).
+# widened it at the first open (readahead_kb, 1008 by default: one READ).
 ra=$(readahead_kb "$mnt")
-[ "$ra" = 1024 ] || fail "root, default: read_ahead_kb of the mount is '$ra', not 1024"
+[ "$ra" = 1008 ] || fail "root, default: read_ahead_kb of the mount is '$ra', not 1008"
 kill -TERM "$server"
 wait "$server"
 rc=$?
