@@ -397,6 +397,13 @@ void ReplyPieces(fuse_req_t req,
                  0);
   auto* vec = reinterpret_cast<fuse_bufvec*>(storage.data());
   vec->count = pieces.size();
+  // Every hole points into the same zeros: sized for the largest first, as
+  // growing them later would move what earlier pieces point at.
+  size_t largest_hole = 0;
+  for (const auto& piece : pieces) {
+    if (piece.fd < 0) largest_hole = std::max(largest_hole, piece.length);
+  }
+  if (zeros.size() < largest_hole) zeros.resize(largest_hole, 0);
   for (size_t i = 0; i < pieces.size(); ++i) {
     fuse_buf& buf = vec->buf[i];
     buf.size = pieces[i].length;
@@ -406,7 +413,6 @@ void ReplyPieces(fuse_req_t req,
       buf.fd = pieces[i].fd;
       buf.pos = static_cast<off_t>(pieces[i].offset);
     } else {
-      if (zeros.size() < pieces[i].length) zeros.resize(pieces[i].length, 0);
       buf.mem = zeros.data();
     }
   }
