@@ -4,6 +4,7 @@
 #include <array>
 #include <bit>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -830,16 +831,10 @@ absl::StatusOr<uint32_t> BitmapAllocator::FirstFreeInGroup(Transaction& tx,
                                                            uint32_t from,
                                                            uint32_t owner) {
   const uint32_t nbits = BlocksInGroup(group);
-  if (groups_[group].block_bitmap_bad || groups_[group].free_blocks == 0) {
-    return nbits;
-  }
-  E4_ASSIGN_OR_RETURN(format::GroupDescriptor gd, GetGroupLocked(tx, group));
-  auto bits = ReadBlockBitmap(tx, group, gd);
-  if (!bits.ok()) {
-    if (ErrnoOf(bits.status()) == EUCLEAN) return nbits;
-    return bits.status();
-  }
-  return FindBit(UsableBits(group, *bits, owner), from, nbits, false);
+  E4_ASSIGN_OR_RETURN(std::optional<format::Bytes> bits,
+                      FreeBitsOf(tx, group, owner));
+  if (!bits) return nbits;
+  return FindBit(*bits, from, nbits, false);
 }
 
 absl::StatusOr<uint64_t> BitmapAllocator::FreeRunAt(Transaction& tx,
@@ -848,17 +843,24 @@ absl::StatusOr<uint64_t> BitmapAllocator::FreeRunAt(Transaction& tx,
   const uint64_t rel = block - sb_.first_data_block;
   const auto group = static_cast<uint32_t>(rel / sb_.blocks_per_group);
   const auto from = static_cast<uint32_t>(rel % sb_.blocks_per_group);
+  E4_ASSIGN_OR_RETURN(std::optional<format::Bytes> bits,
+                      FreeBitsOf(tx, group, owner));
+  if (!bits) return 0;
+  return FindBit(*bits, from, BlocksInGroup(group), true) - from;
+}
+
+absl::StatusOr<std::optional<format::Bytes>> BitmapAllocator::FreeBitsOf(
+    Transaction& tx, uint32_t group, uint32_t owner) {
   if (groups_[group].block_bitmap_bad || groups_[group].free_blocks == 0) {
-    return 0;
+    return std::nullopt;
   }
   E4_ASSIGN_OR_RETURN(format::GroupDescriptor gd, GetGroupLocked(tx, group));
   auto bits = ReadBlockBitmap(tx, group, gd);
   if (!bits.ok()) {
-    if (ErrnoOf(bits.status()) == EUCLEAN) return 0;
+    if (ErrnoOf(bits.status()) == EUCLEAN) return std::nullopt;  // bad: skip
     return bits.status();
   }
-  const format::Bytes usable = UsableBits(group, *bits, owner);
-  return FindBit(usable, from, BlocksInGroup(group), true) - from;
+  return UsableBits(group, *bits, owner);
 }
 
 void BitmapAllocator::DropReservations(uint32_t owner) {

@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -254,6 +255,12 @@ class BitmapAllocator final : public BlockAllocator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes [first, first + count) from every reservation.
   void Unreserve(uint64_t first, uint64_t count)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The group's block bitmap with what `owner` may not take marked used
+  // (UsableBits); nullopt for a group with nothing free or a bad bitmap.
+  absl::StatusOr<std::optional<format::Bytes>> FreeBitsOf(Transaction& tx,
+                                                          uint32_t group,
+                                                          uint32_t owner)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // How many blocks from `block` on are free to `owner`, in block's group.
   absl::StatusOr<uint64_t> FreeRunAt(Transaction& tx, uint64_t block,
